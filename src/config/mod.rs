@@ -1,0 +1,527 @@
+//! The daemon config, `crowsnest.yaml` (PRODUCT.md §3).
+//!
+//! [`wire`] holds what the user typed; [`Config::load`] validates it into the
+//! types below, so every other module sees only checked values. Every error
+//! names the file, line and column. Paths in the file are taken relative to
+//! the directory that holds the config file. Files named by the config
+//! (keys, passwords, known hosts) are read when they are used, not here, so a
+//! config rendered for another machine (the Helm chart) can be checked anywhere.
+
+mod wire;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+
+use crate::model::Located;
+use crate::yaml::{self, YamlError};
+
+/// Default `scan.interval` and default interval of a policy without one.
+pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Default `stateDir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/crowsnest";
+/// Default `http.listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// A config problem: the file, the place in it, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] YamlError),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file, as given.
+    pub source: PathBuf,
+    pub git: GitConfig,
+    pub registries: RegistriesConfig,
+    pub scan: ScanConfig,
+    pub state_dir: PathBuf,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct GitConfig {
+    /// `ssh://`, `https://`, `http://`, `file://` URL, or a local path made absolute.
+    pub url: String,
+    pub branch: String,
+    /// Equal to `branch` unless the config names another.
+    pub push_branch: String,
+    /// Subtree scanned for markers and targets, relative, `/`-separated; `""` is the root.
+    pub path: String,
+    /// Folder of policy files, relative, `/`-separated.
+    pub policies: String,
+    pub auth: GitAuth,
+    pub author: Author,
+    pub signing: Option<Signing>,
+    pub message_template: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GitAuth {
+    pub ssh_key_file: Option<PathBuf>,
+    pub ssh_passphrase_file: Option<PathBuf>,
+    pub known_hosts_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+impl Default for Author {
+    fn default() -> Self {
+        Self {
+            name: "crowsnest".into(),
+            email: "crowsnest@localhost".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningFormat {
+    OpenPgp,
+    Ssh,
+}
+
+#[derive(Debug, Clone)]
+pub struct Signing {
+    pub format: SigningFormat,
+    pub key_file: PathBuf,
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RegistriesConfig {
+    pub docker_config: Option<PathBuf>,
+    pub hosts: Vec<HostConfig>,
+}
+
+impl RegistriesConfig {
+    /// The settings for a registry host (`host[:port]`), if the config has any.
+    pub fn host(&self, host: &str) -> Option<&HostConfig> {
+        self.hosts.iter().find(|h| h.host == host)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct HostConfig {
+    /// `host` or `host:port`, as image names spell it.
+    pub host: String,
+    /// Plain http instead of https.
+    pub insecure: bool,
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub webhook_token_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_str(path, &text)
+    }
+
+    /// Validates config text that came from `path` (used for messages and
+    /// to resolve relative paths).
+    pub fn from_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let wire: wire::ConfigWire = yaml::from_str(&file, text)?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let validator = Validator { file, base };
+        validator.not_supported_yet(&wire)?;
+        Ok(validator.config(wire)?)
+    }
+}
+
+/// Turns wire values into checked ones, naming the place of each problem.
+struct Validator<'a> {
+    file: String,
+    base: &'a Path,
+}
+
+impl Validator<'_> {
+    /// Keys whose behaviour is not built yet are refused, never accepted and
+    /// ignored. Each entry goes when its feature lands.
+    fn not_supported_yet(&self, wire: &wire::ConfigWire) -> Result<(), YamlError> {
+        let git = &wire.git.value;
+        let refuse = |at: &Spanned<String>, key: &str| {
+            Err(self.err(at, format!("{key} is not supported yet")))
+        };
+        if let Some(auth) = &git.auth {
+            for (value, key) in [
+                (&auth.ssh_key_file, "git.auth.sshKeyFile"),
+                (&auth.ssh_passphrase_file, "git.auth.sshPassphraseFile"),
+                (&auth.known_hosts_file, "git.auth.knownHostsFile"),
+                (&auth.username, "git.auth.username"),
+                (&auth.password_file, "git.auth.passwordFile"),
+            ] {
+                if let Some(v) = value {
+                    return refuse(v, key);
+                }
+            }
+        }
+        if let (Some(push), branch) = (&git.push_branch, &git.branch) {
+            let branch = branch.as_ref().map_or("main", |b| b.value.as_str());
+            if push.value != branch {
+                return refuse(push, "git.pushBranch other than git.branch");
+            }
+        }
+        if let Some(signing) = &git.signing {
+            if signing.value.format.value == "ssh" {
+                return refuse(&signing.value.format, "signing format ssh");
+            }
+        }
+        if let Some(t) = &git.message_template {
+            return refuse(t, "git.messageTemplate");
+        }
+        if let Some(registries) = &wire.registries {
+            if let Some(d) = &registries.docker_config {
+                return refuse(d, "registries.dockerConfig");
+            }
+            for host in &registries.hosts {
+                if let Some(ca) = &host.value.ca_file {
+                    return refuse(ca, "registries.hosts[].caFile");
+                }
+            }
+        }
+        if let Some(t) = wire.http.as_ref().and_then(|h| h.webhook_token_file.as_ref()) {
+            return refuse(t, "http.webhookTokenFile");
+        }
+        Ok(())
+    }
+
+    fn err<T>(&self, at: &Spanned<T>, message: impl Into<String>) -> YamlError {
+        YamlError::new(
+            Located::new(&self.file, yaml::position(&at.referenced)),
+            message,
+        )
+    }
+
+    fn path(&self, value: &Spanned<String>) -> Result<PathBuf, YamlError> {
+        if value.value.is_empty() {
+            return Err(self.err(value, "path must not be empty"));
+        }
+        Ok(self.base.join(&value.value))
+    }
+
+    fn opt_path(&self, value: &Option<Spanned<String>>) -> Result<Option<PathBuf>, YamlError> {
+        value.as_ref().map(|v| self.path(v)).transpose()
+    }
+
+    /// A folder inside the managed repository: relative, no `..`, `/`-separated.
+    fn repo_dir(&self, value: &Spanned<String>, key: &str) -> Result<String, YamlError> {
+        let mut parts = Vec::new();
+        if value.value.starts_with('/') {
+            return Err(self.err(
+                value,
+                format!("{key} must be relative to the repository root, not absolute"),
+            ));
+        }
+        for part in value.value.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    return Err(self.err(value, format!("{key} must stay inside the repository")));
+                }
+                p => parts.push(p),
+            }
+        }
+        Ok(parts.join("/"))
+    }
+
+    fn branch(&self, value: &Spanned<String>) -> Result<String, YamlError> {
+        let full = format!("refs/heads/{}", value.value);
+        if value.value.is_empty() || !git2::Reference::is_valid_name(&full) {
+            return Err(self.err(
+                value,
+                format!("{:?} is not a valid branch name", value.value),
+            ));
+        }
+        Ok(value.value.clone())
+    }
+
+    fn config(&self, wire: wire::ConfigWire) -> Result<Config, YamlError> {
+        let git = self.git(&wire.git)?;
+        let registries = match &wire.registries {
+            Some(r) => self.registries(r)?,
+            None => RegistriesConfig::default(),
+        };
+        let interval = match wire.scan.as_ref().and_then(|s| s.interval.as_ref()) {
+            Some(i) => self.interval(i)?,
+            None => DEFAULT_SCAN_INTERVAL,
+        };
+        let state_dir = match &wire.state_dir {
+            Some(s) => self.path(s)?,
+            None => PathBuf::from(DEFAULT_STATE_DIR),
+        };
+        let http = self.http(wire.http.as_ref())?;
+        Ok(Config {
+            source: PathBuf::from(&self.file),
+            git,
+            registries,
+            scan: ScanConfig { interval },
+            state_dir,
+            http,
+        })
+    }
+
+    fn git(&self, spanned: &Spanned<wire::GitWire>) -> Result<GitConfig, YamlError> {
+        let wire = &spanned.value;
+        let url = self.git_url(&wire.url)?;
+        let branch = match &wire.branch {
+            Some(b) => self.branch(b)?,
+            None => "main".to_owned(),
+        };
+        let push_branch = match &wire.push_branch {
+            Some(b) => self.branch(b)?,
+            None => branch.clone(),
+        };
+        let path = match &wire.path {
+            Some(p) => self.repo_dir(p, "git.path")?,
+            None => String::new(),
+        };
+        let policies = match &wire.policies {
+            Some(p) => self.repo_dir(p, "git.policies")?,
+            None => "policies".to_owned(),
+        };
+        let auth = match &wire.auth {
+            Some(a) => self.git_auth(a, &url)?,
+            None => GitAuth::default(),
+        };
+        if url.starts_with("ssh://") && auth.known_hosts_file.is_none() {
+            return Err(self.err(
+                &wire.url,
+                "an ssh:// remote needs git.auth.knownHostsFile: crowsnest checks the server's host key and has no accept-anything mode",
+            ));
+        }
+        let author = match &wire.author {
+            Some(a) => {
+                for field in [&a.name, &a.email] {
+                    if field.value.trim().is_empty() || field.value.contains(['<', '>', '\n']) {
+                        return Err(self.err(
+                            field,
+                            "author name and email must be non-empty and must not contain '<', '>' or newlines",
+                        ));
+                    }
+                }
+                Author {
+                    name: a.name.value.clone(),
+                    email: a.email.value.clone(),
+                }
+            }
+            None => Author::default(),
+        };
+        let signing = wire
+            .signing
+            .as_ref()
+            .map(|s| self.signing(s))
+            .transpose()?;
+        let message_template = wire.message_template.as_ref().map(|t| t.value.clone());
+        Ok(GitConfig {
+            url,
+            branch,
+            push_branch,
+            path,
+            policies,
+            auth,
+            author,
+            signing,
+            message_template,
+        })
+    }
+
+    fn git_url(&self, url: &Spanned<String>) -> Result<String, YamlError> {
+        let text = url.value.trim();
+        if text.is_empty() {
+            return Err(self.err(url, "git.url must not be empty"));
+        }
+        if let Some((scheme, _)) = text.split_once("://") {
+            return match scheme {
+                "ssh" | "https" | "http" | "file" => {
+                    let parsed = url::Url::parse(text)
+                        .map_err(|e| self.err(url, format!("git.url is not a valid URL: {e}")))?;
+                    if parsed.password().is_some() {
+                        return Err(self.err(
+                            url,
+                            "git.url must not contain a password; use git.auth.passwordFile",
+                        ));
+                    }
+                    Ok(text.to_owned())
+                }
+                other => Err(self.err(
+                    url,
+                    format!("git.url scheme {other:?} is not supported; use ssh://, https://, http://, file:// or a local path"),
+                )),
+            };
+        }
+        if text.contains('@') && text.contains(':') {
+            return Err(self.err(
+                url,
+                "scp-style git URLs (user@host:path) are not supported; write ssh://user@host/path",
+            ));
+        }
+        let local = self.base.join(text);
+        Ok(std::path::absolute(&local)
+            .unwrap_or(local)
+            .display()
+            .to_string())
+    }
+
+    fn git_auth(&self, wire: &wire::GitAuthWire, url: &str) -> Result<GitAuth, YamlError> {
+        let is_ssh = url.starts_with("ssh://");
+        let is_http = url.starts_with("http://") || url.starts_with("https://");
+        for key in [&wire.ssh_key_file, &wire.ssh_passphrase_file, &wire.known_hosts_file]
+            .into_iter()
+            .flatten()
+        {
+            if !is_ssh {
+                return Err(self.err(key, "SSH settings need an ssh:// git.url"));
+            }
+        }
+        for key in [&wire.username, &wire.password_file].into_iter().flatten() {
+            if !is_http {
+                return Err(self.err(
+                    key,
+                    "git.auth.username and passwordFile need an http:// or https:// git.url",
+                ));
+            }
+        }
+        if let (Some(pass), None) = (&wire.ssh_passphrase_file, &wire.ssh_key_file) {
+            return Err(self.err(pass, "sshPassphraseFile needs sshKeyFile"));
+        }
+        Ok(GitAuth {
+            ssh_key_file: self.opt_path(&wire.ssh_key_file)?,
+            ssh_passphrase_file: self.opt_path(&wire.ssh_passphrase_file)?,
+            known_hosts_file: self.opt_path(&wire.known_hosts_file)?,
+            username: wire.username.as_ref().map(|u| u.value.clone()),
+            password_file: self.opt_path(&wire.password_file)?,
+        })
+    }
+
+    fn signing(&self, spanned: &Spanned<wire::SigningWire>) -> Result<Signing, YamlError> {
+        let wire = &spanned.value;
+        let format = match wire.format.value.as_str() {
+            "openpgp" => SigningFormat::OpenPgp,
+            "ssh" => SigningFormat::Ssh,
+            other => {
+                return Err(self.err(
+                    &wire.format,
+                    format!("signing format {other:?} is not one of: openpgp, ssh"),
+                ));
+            }
+        };
+        Ok(Signing {
+            format,
+            key_file: self.path(&wire.key_file)?,
+            passphrase_file: self.opt_path(&wire.passphrase_file)?,
+        })
+    }
+
+    fn registries(&self, wire: &wire::RegistriesWire) -> Result<RegistriesConfig, YamlError> {
+        let mut hosts: Vec<HostConfig> = Vec::new();
+        for spanned in &wire.hosts {
+            let h = &spanned.value;
+            let host = h.host.value.trim().to_owned();
+            if host.is_empty() || host.contains("://") || host.contains('/') {
+                return Err(self.err(
+                    &h.host,
+                    format!("registry host {host:?} must be host or host:port, without scheme or path"),
+                ));
+            }
+            if hosts.iter().any(|other| other.host == host) {
+                return Err(self.err(&h.host, format!("registry host {host:?} is listed twice")));
+            }
+            match (&h.username, &h.password_file) {
+                (Some(u), None) => {
+                    return Err(self.err(u, "username needs passwordFile"));
+                }
+                (None, Some(p)) => {
+                    return Err(self.err(p, "passwordFile needs username"));
+                }
+                _ => {}
+            }
+            hosts.push(HostConfig {
+                host,
+                insecure: h.insecure,
+                ca_file: self.opt_path(&h.ca_file)?,
+                username: h.username.as_ref().map(|u| u.value.clone()),
+                password_file: self.opt_path(&h.password_file)?,
+            });
+        }
+        Ok(RegistriesConfig {
+            docker_config: self.opt_path(&wire.docker_config)?,
+            hosts,
+        })
+    }
+
+    fn interval(&self, value: &Spanned<String>) -> Result<Duration, YamlError> {
+        parse_interval(&value.value).map_err(|message| self.err(value, message))
+    }
+
+    fn http(&self, wire: Option<&wire::HttpWire>) -> Result<HttpConfig, YamlError> {
+        let listen = match wire.and_then(|h| h.listen.as_ref()) {
+            Some(l) => l.value.parse::<SocketAddr>().map_err(|_| {
+                self.err(l, format!("http.listen {:?} is not an address:port", l.value))
+            })?,
+            None => DEFAULT_LISTEN.parse().expect("the default listen address parses"),
+        };
+        let webhook_token_file = match wire {
+            Some(h) => self.opt_path(&h.webhook_token_file)?,
+            None => None,
+        };
+        if !listen.ip().is_loopback() && webhook_token_file.is_none() {
+            let at = wire.and_then(|h| h.listen.as_ref()).expect("a non-default listen was given");
+            return Err(self.err(
+                at,
+                "http.webhookTokenFile is required when http.listen is not a loopback address",
+            ));
+        }
+        Ok(HttpConfig {
+            listen,
+            webhook_token_file,
+        })
+    }
+}
+
+/// Parses an interval the way Flux and Go write them (`30s`, `5m`, `1h30m`).
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 30s, 5m or 1h30m: {e}"))?;
+    if duration < Duration::from_secs(1) {
+        return Err(format!("interval {text:?} is shorter than one second"));
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests;
