@@ -82,25 +82,50 @@ pub struct TagsArgs {
     #[arg(env = "CROWSNEST_IMAGE", required_unless_present = "tags_from")]
     pub image: Option<String>,
     /// Read tags from FILE (one per line, `-` for stdin) instead of a registry.
-    #[arg(long, env = "CROWSNEST_TAGS_FROM", value_name = "FILE", conflicts_with = "image")]
+    #[arg(
+        long,
+        env = "CROWSNEST_TAGS_FROM",
+        value_name = "FILE",
+        conflicts_with = "image"
+    )]
     pub tags_from: Option<String>,
     /// A policy file, optionally `FILE:NAME` to pick one policy in it.
-    #[arg(long, env = "CROWSNEST_POLICY", value_name = "FILE[:NAME]", group = "rule")]
+    #[arg(
+        long,
+        env = "CROWSNEST_POLICY",
+        value_name = "FILE[:NAME]",
+        group = "rule"
+    )]
     pub policy: Option<String>,
     /// A semver range (Masterminds/Flux syntax).
     #[arg(long, env = "CROWSNEST_SEMVER", value_name = "RANGE", group = "rule")]
     pub semver: Option<String>,
     /// Alphabetical order: asc picks the greatest, desc the least.
-    #[arg(long, env = "CROWSNEST_ALPHABETICAL", value_name = "ORDER", group = "rule")]
+    #[arg(
+        long,
+        env = "CROWSNEST_ALPHABETICAL",
+        value_name = "ORDER",
+        group = "rule"
+    )]
     pub alphabetical: Option<OrderArg>,
     /// Numerical order: asc picks the greatest, desc the least.
-    #[arg(long, env = "CROWSNEST_NUMERICAL", value_name = "ORDER", group = "rule")]
+    #[arg(
+        long,
+        env = "CROWSNEST_NUMERICAL",
+        value_name = "ORDER",
+        group = "rule"
+    )]
     pub numerical: Option<OrderArg>,
     /// A regex tags must match (unanchored).
     #[arg(long, env = "CROWSNEST_FILTER", value_name = "RE")]
     pub filter: Option<String>,
     /// The value to order by, from the filter's groups (`$1`, `$name`, `${name}`).
-    #[arg(long, env = "CROWSNEST_EXTRACT", value_name = "TPL", requires = "filter")]
+    #[arg(
+        long,
+        env = "CROWSNEST_EXTRACT",
+        value_name = "TPL",
+        requires = "filter"
+    )]
     pub extract: Option<String>,
     /// List every tag with its verdict.
     #[arg(long, env = "CROWSNEST_ALL")]

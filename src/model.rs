@@ -256,6 +256,99 @@ impl fmt::Display for ImageUpdate {
     }
 }
 
+/// One step of a target path (`spec.containers[name=app].image`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PathSegment {
+    /// A mapping key.
+    Key(String),
+    /// A sequence item by 0-based index: `[2]`.
+    Index(usize),
+    /// The sequence item whose mapping has `key: value`: `[name=app]`.
+    Match { key: String, value: String },
+}
+
+/// A parsed target path: dotted keys, `[n]` and `[key=value]` selectors.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TargetPath(pub Vec<PathSegment>);
+
+impl TargetPath {
+    /// Parses `a.b[0].c[name=app]`. Keys are split on `.`; a selector
+    /// follows a key or another selector. Errors describe the problem and
+    /// quote the offending text.
+    pub fn parse(text: &str) -> Result<TargetPath, String> {
+        let mut segments = Vec::new();
+        let mut rest = text;
+        if rest.is_empty() {
+            return Err("target path is empty".into());
+        }
+        loop {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            let key = &rest[..end];
+            if key.contains(']') {
+                return Err(format!("unexpected ']' in target path {text:?}"));
+            }
+            if !key.is_empty() {
+                segments.push(PathSegment::Key(key.to_owned()));
+            } else if segments.is_empty() || !rest.starts_with('[') {
+                return Err(format!("empty key in target path {text:?}"));
+            }
+            rest = &rest[end..];
+            while let Some(inner) = rest.strip_prefix('[') {
+                let close = inner
+                    .find(']')
+                    .ok_or_else(|| format!("unclosed '[' in target path {text:?}"))?;
+                let selector = &inner[..close];
+                segments.push(match selector.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => PathSegment::Match {
+                        key: k.to_owned(),
+                        value: v.to_owned(),
+                    },
+                    Some(_) => {
+                        return Err(format!("empty key in selector [{selector}] of {text:?}"));
+                    }
+                    None => PathSegment::Index(selector.parse().map_err(|_| {
+                        format!(
+                            "selector [{selector}] in {text:?} is neither an index nor key=value"
+                        )
+                    })?),
+                });
+                rest = &inner[close + 1..];
+            }
+            match rest.strip_prefix('.') {
+                Some(next) => rest = next,
+                None if rest.is_empty() => break,
+                None => return Err(format!("unexpected {rest:?} in target path {text:?}")),
+            }
+        }
+        Ok(TargetPath(segments))
+    }
+}
+
+impl fmt::Display for TargetPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, segment) in self.0.iter().enumerate() {
+            match segment {
+                PathSegment::Key(k) if i == 0 => write!(f, "{k}")?,
+                PathSegment::Key(k) => write!(f, ".{k}")?,
+                PathSegment::Index(n) => write!(f, "[{n}]")?,
+                PathSegment::Match { key, value } => write!(f, "[{key}={value}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A field set without a marker, declared in a policy file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// Repository-relative file, `/`-separated.
+    pub file: String,
+    pub path: TargetPath,
+    pub field: Field,
+    /// Where the policy file declares it.
+    pub declared_at: Located,
+}
+
 /// A secret read from a file (password, token, passphrase). Debug and
 /// Display print `<redacted>`; only [`Secret::expose`] gives the text.
 #[derive(Clone, PartialEq, Eq)]
@@ -304,10 +397,18 @@ mod tests {
         let cases = [
             ("nginx", "docker.io", "library/nginx"),
             ("bitnami/nginx", "docker.io", "bitnami/nginx"),
-            ("ghcr.io/stefanprodan/podinfo", "ghcr.io", "stefanprodan/podinfo"),
+            (
+                "ghcr.io/stefanprodan/podinfo",
+                "ghcr.io",
+                "stefanprodan/podinfo",
+            ),
             ("127.0.0.1:5000/demo/app", "127.0.0.1:5000", "demo/app"),
             ("localhost/app", "localhost", "app"),
-            ("index.docker.io/library/redis", "docker.io", "library/redis"),
+            (
+                "index.docker.io/library/redis",
+                "docker.io",
+                "library/redis",
+            ),
         ];
         for (text, registry, repository) in cases {
             let name = ImageName::parse(text).unwrap();
@@ -322,7 +423,14 @@ mod tests {
 
     #[test]
     fn image_names_with_tags_or_bad_characters_are_refused() {
-        for text in ["", "nginx:1.2", "ghcr.io/a/b:1", "a/b@sha256:00", "UPPER/case", "a//b"] {
+        for text in [
+            "",
+            "nginx:1.2",
+            "ghcr.io/a/b:1",
+            "a/b@sha256:00",
+            "UPPER/case",
+            "a//b",
+        ] {
             assert!(ImageName::parse(text).is_err(), "{text}");
         }
     }
@@ -334,7 +442,10 @@ mod tests {
             tag: "1.2.3".into(),
             digest: None,
         };
-        assert_eq!(plain.value(&image, Field::Image).unwrap(), "ghcr.io/org/app:1.2.3");
+        assert_eq!(
+            plain.value(&image, Field::Image).unwrap(),
+            "ghcr.io/org/app:1.2.3"
+        );
         assert_eq!(plain.value(&image, Field::Tag).unwrap(), "1.2.3");
         assert_eq!(plain.value(&image, Field::Name).unwrap(), "ghcr.io/org/app");
         assert_eq!(plain.value(&image, Field::Digest), None);
@@ -346,6 +457,30 @@ mod tests {
             pinned.value(&image, Field::Image).unwrap(),
             "ghcr.io/org/app:1.2.3@sha256:ab"
         );
+    }
+
+    #[test]
+    fn target_paths_parse_and_print_back() {
+        use PathSegment::*;
+        let path = TargetPath::parse("spec.containers[name=app].image").unwrap();
+        assert_eq!(
+            path.0,
+            vec![
+                Key("spec".into()),
+                Key("containers".into()),
+                Match {
+                    key: "name".into(),
+                    value: "app".into()
+                },
+                Key("image".into()),
+            ]
+        );
+        for text in ["image.tag", "images[0].newTag", "a[1][2].b", "x"] {
+            assert_eq!(TargetPath::parse(text).unwrap().to_string(), text);
+        }
+        for bad in ["", ".a", "a..b", "a[", "a[x]", "a[=v]", "a]b", "a.", "[0]"] {
+            assert!(TargetPath::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

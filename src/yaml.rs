@@ -28,7 +28,10 @@ impl YamlError {
 
 /// Where a serde-saphyr span points, as a crowsnest position.
 pub fn position(location: &serde_saphyr::Location) -> Position {
-    Position::new(location.line().max(1) as u32, location.column().max(1) as u32)
+    Position::new(
+        location.line().max(1) as u32,
+        location.column().max(1) as u32,
+    )
 }
 
 /// The budget every crowsnest YAML read runs under: far above any real
@@ -85,10 +88,7 @@ pub fn from_str<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, YamlEr
 }
 
 /// Deserializes every document of a `---` separated stream.
-pub fn from_str_multiple<T: DeserializeOwned>(
-    file: &str,
-    text: &str,
-) -> Result<Vec<T>, YamlError> {
+pub fn from_str_multiple<T: DeserializeOwned>(file: &str, text: &str) -> Result<Vec<T>, YamlError> {
     check_size(file, text)?;
     serde_saphyr::from_str_multiple_with_options(text, options())
         .map_err(|e| located_error(file, &e))

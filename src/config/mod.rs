@@ -214,7 +214,11 @@ impl Validator<'_> {
                 }
             }
         }
-        if let Some(t) = wire.http.as_ref().and_then(|h| h.webhook_token_file.as_ref()) {
+        if let Some(t) = wire
+            .http
+            .as_ref()
+            .and_then(|h| h.webhook_token_file.as_ref())
+        {
             return refuse(t, "http.webhookTokenFile");
         }
         Ok(())
@@ -341,11 +345,7 @@ impl Validator<'_> {
             }
             None => Author::default(),
         };
-        let signing = wire
-            .signing
-            .as_ref()
-            .map(|s| self.signing(s))
-            .transpose()?;
+        let signing = wire.signing.as_ref().map(|s| self.signing(s)).transpose()?;
         let message_template = wire.message_template.as_ref().map(|t| t.value.clone());
         Ok(GitConfig {
             url,
@@ -400,9 +400,13 @@ impl Validator<'_> {
     fn git_auth(&self, wire: &wire::GitAuthWire, url: &str) -> Result<GitAuth, YamlError> {
         let is_ssh = url.starts_with("ssh://");
         let is_http = url.starts_with("http://") || url.starts_with("https://");
-        for key in [&wire.ssh_key_file, &wire.ssh_passphrase_file, &wire.known_hosts_file]
-            .into_iter()
-            .flatten()
+        for key in [
+            &wire.ssh_key_file,
+            &wire.ssh_passphrase_file,
+            &wire.known_hosts_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             if !is_ssh {
                 return Err(self.err(key, "SSH settings need an ssh:// git.url"));
@@ -455,7 +459,9 @@ impl Validator<'_> {
             if host.is_empty() || host.contains("://") || host.contains('/') {
                 return Err(self.err(
                     &h.host,
-                    format!("registry host {host:?} must be host or host:port, without scheme or path"),
+                    format!(
+                        "registry host {host:?} must be host or host:port, without scheme or path"
+                    ),
                 ));
             }
             if hosts.iter().any(|other| other.host == host) {
@@ -491,16 +497,23 @@ impl Validator<'_> {
     fn http(&self, wire: Option<&wire::HttpWire>) -> Result<HttpConfig, YamlError> {
         let listen = match wire.and_then(|h| h.listen.as_ref()) {
             Some(l) => l.value.parse::<SocketAddr>().map_err(|_| {
-                self.err(l, format!("http.listen {:?} is not an address:port", l.value))
+                self.err(
+                    l,
+                    format!("http.listen {:?} is not an address:port", l.value),
+                )
             })?,
-            None => DEFAULT_LISTEN.parse().expect("the default listen address parses"),
+            None => DEFAULT_LISTEN
+                .parse()
+                .expect("the default listen address parses"),
         };
         let webhook_token_file = match wire {
             Some(h) => self.opt_path(&h.webhook_token_file)?,
             None => None,
         };
         if !listen.ip().is_loopback() && webhook_token_file.is_none() {
-            let at = wire.and_then(|h| h.listen.as_ref()).expect("a non-default listen was given");
+            let at = wire
+                .and_then(|h| h.listen.as_ref())
+                .expect("a non-default listen was given");
             return Err(self.err(
                 at,
                 "http.webhookTokenFile is required when http.listen is not a loopback address",

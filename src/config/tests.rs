@@ -55,8 +55,14 @@ http:
     assert_eq!(config.git.path, "clusters/prod");
     let signing = config.git.signing.unwrap();
     assert_eq!(signing.format, SigningFormat::OpenPgp);
-    assert_eq!(signing.key_file, PathBuf::from("/etc/crowsnest/signing/key.asc"));
-    assert_eq!(signing.passphrase_file, Some(PathBuf::from("/run/secrets/pass")));
+    assert_eq!(
+        signing.key_file,
+        PathBuf::from("/etc/crowsnest/signing/key.asc")
+    );
+    assert_eq!(
+        signing.passphrase_file,
+        Some(PathBuf::from("/run/secrets/pass"))
+    );
     let host = config.registries.host("127.0.0.1:5000").unwrap();
     assert!(host.insecure);
     assert_eq!(host.username.as_deref(), Some("ci"));
@@ -71,58 +77,149 @@ http:
 
 #[test]
 fn local_paths_become_absolute() {
-    let config = Config::from_str(Path::new("conf/c.yaml"), "git:\n  url: ../remote.git\n").unwrap();
-    assert!(Path::new(&config.git.url).is_absolute(), "{}", config.git.url);
-    assert!(config.git.url.ends_with("conf/../remote.git"), "{}", config.git.url);
+    let config =
+        Config::from_str(Path::new("conf/c.yaml"), "git:\n  url: ../remote.git\n").unwrap();
+    assert!(
+        Path::new(&config.git.url).is_absolute(),
+        "{}",
+        config.git.url
+    );
+    assert!(
+        config.git.url.ends_with("conf/../remote.git"),
+        "{}",
+        config.git.url
+    );
 }
 
 #[test]
 fn every_error_names_file_line_and_column() {
     let cases = [
-        ("git:\n  url: file:///x\n  bogus: 1\n", "/etc/crowsnest/crowsnest.yaml:3:3: unknown field `bogus`"),
-        ("gti:\n  url: x\n", "/etc/crowsnest/crowsnest.yaml:1:1: unknown field `gti`"),
-        ("stateDir: /x\n", "/etc/crowsnest/crowsnest.yaml:1:1: missing field `git`"),
-        ("git:\n  url: ftp://x/y\n", "/etc/crowsnest/crowsnest.yaml:2:8: git.url scheme \"ftp\""),
-        ("git:\n  url: git@github.com:org/fleet.git\n", "/etc/crowsnest/crowsnest.yaml:2:8: scp-style"),
-        ("git:\n  url: https://u:p@h/x.git\n", "2:8: git.url must not contain a password"),
-        ("git:\n  url: file:///x\n  branch: 'a..b'\n", "3:11: \"a..b\" is not a valid branch name"),
-        ("git:\n  url: file:///x\n  path: ../up\n", "3:9: git.path must stay inside the repository"),
-        ("git:\n  url: file:///x\n  policies: /abs\n", "3:13: git.policies must be relative"),
-        ("git:\n  url: file:///x\n  signing: {format: x509, keyFile: k}\n", "3:21: signing format \"x509\" is not one of"),
-        ("git:\n  url: file:///x\nscan:\n  interval: soon\n", "4:13: \"soon\" is not a duration"),
-        ("git:\n  url: file:///x\nscan:\n  interval: 10ms\n", "4:13: interval \"10ms\" is shorter than one second"),
-        ("git:\n  url: file:///x\nregistries:\n  hosts:\n    - host: https://r.io\n", "5:13: registry host"),
-        ("git:\n  url: file:///x\nregistries:\n  hosts:\n    - {host: r.io}\n    - {host: r.io}\n", "6:14: registry host \"r.io\" is listed twice"),
-        ("git:\n  url: file:///x\nregistries:\n  hosts:\n    - {host: r.io, username: u}\n", "5:30: username needs passwordFile"),
-        ("git:\n  url: file:///x\nregistries:\n  hosts:\n    - {host: r.io, insecure: maybe}\n", "5:30: invalid boolean"),
-        ("git:\n  url: file:///x\nhttp:\n  listen: nowhere\n", "4:11: http.listen \"nowhere\" is not an address:port"),
-        ("git:\n  url: file:///x\nhttp:\n  listen: 0.0.0.0:8080\n", "4:11: http.webhookTokenFile is required"),
-        ("git:\n  url: file:///x\n  author: {name: 'a<b', email: e}\n", "3:18: author name and email"),
+        (
+            "git:\n  url: file:///x\n  bogus: 1\n",
+            "/etc/crowsnest/crowsnest.yaml:3:3: unknown field `bogus`",
+        ),
+        (
+            "gti:\n  url: x\n",
+            "/etc/crowsnest/crowsnest.yaml:1:1: unknown field `gti`",
+        ),
+        (
+            "stateDir: /x\n",
+            "/etc/crowsnest/crowsnest.yaml:1:1: missing field `git`",
+        ),
+        (
+            "git:\n  url: ftp://x/y\n",
+            "/etc/crowsnest/crowsnest.yaml:2:8: git.url scheme \"ftp\"",
+        ),
+        (
+            "git:\n  url: git@github.com:org/fleet.git\n",
+            "/etc/crowsnest/crowsnest.yaml:2:8: scp-style",
+        ),
+        (
+            "git:\n  url: https://u:p@h/x.git\n",
+            "2:8: git.url must not contain a password",
+        ),
+        (
+            "git:\n  url: file:///x\n  branch: 'a..b'\n",
+            "3:11: \"a..b\" is not a valid branch name",
+        ),
+        (
+            "git:\n  url: file:///x\n  path: ../up\n",
+            "3:9: git.path must stay inside the repository",
+        ),
+        (
+            "git:\n  url: file:///x\n  policies: /abs\n",
+            "3:13: git.policies must be relative",
+        ),
+        (
+            "git:\n  url: file:///x\n  signing: {format: x509, keyFile: k}\n",
+            "3:21: signing format \"x509\" is not one of",
+        ),
+        (
+            "git:\n  url: file:///x\nscan:\n  interval: soon\n",
+            "4:13: \"soon\" is not a duration",
+        ),
+        (
+            "git:\n  url: file:///x\nscan:\n  interval: 10ms\n",
+            "4:13: interval \"10ms\" is shorter than one second",
+        ),
+        (
+            "git:\n  url: file:///x\nregistries:\n  hosts:\n    - host: https://r.io\n",
+            "5:13: registry host",
+        ),
+        (
+            "git:\n  url: file:///x\nregistries:\n  hosts:\n    - {host: r.io}\n    - {host: r.io}\n",
+            "6:14: registry host \"r.io\" is listed twice",
+        ),
+        (
+            "git:\n  url: file:///x\nregistries:\n  hosts:\n    - {host: r.io, username: u}\n",
+            "5:30: username needs passwordFile",
+        ),
+        (
+            "git:\n  url: file:///x\nregistries:\n  hosts:\n    - {host: r.io, insecure: maybe}\n",
+            "5:30: invalid boolean",
+        ),
+        (
+            "git:\n  url: file:///x\nhttp:\n  listen: nowhere\n",
+            "4:11: http.listen \"nowhere\" is not an address:port",
+        ),
+        (
+            "git:\n  url: file:///x\nhttp:\n  listen: 0.0.0.0:8080\n",
+            "4:11: http.webhookTokenFile is required",
+        ),
+        (
+            "git:\n  url: file:///x\n  author: {name: 'a<b', email: e}\n",
+            "3:18: author name and email",
+        ),
         ("git: [\n", "/etc/crowsnest/crowsnest.yaml:"),
     ];
     for (text, expected) in cases {
         let message = error(text);
-        assert!(message.contains(expected), "for {text:?}\n  got:  {message}\n  want: {expected}");
-        assert!(message.starts_with("/etc/crowsnest/crowsnest.yaml:"), "{message}");
+        assert!(
+            message.contains(expected),
+            "for {text:?}\n  got:  {message}\n  want: {expected}"
+        );
+        assert!(
+            message.starts_with("/etc/crowsnest/crowsnest.yaml:"),
+            "{message}"
+        );
     }
 }
 
 #[test]
 fn keys_of_features_not_built_yet_are_refused_not_ignored() {
     let cases = [
-        ("git:\n  url: file:///x\n  messageTemplate: hi\n", "3:20: git.messageTemplate is not supported yet"),
-        ("git:\n  url: file:///x\n  pushBranch: review\n", "3:15: git.pushBranch other than git.branch is not supported yet"),
-        ("git:\n  url: file:///x\n  signing: {format: ssh, keyFile: k}\n", "3:21: signing format ssh is not supported yet"),
-        ("git:\n  url: file:///x\nregistries:\n  dockerConfig: c.json\n", "4:17: registries.dockerConfig is not supported yet"),
+        (
+            "git:\n  url: file:///x\n  messageTemplate: hi\n",
+            "3:20: git.messageTemplate is not supported yet",
+        ),
+        (
+            "git:\n  url: file:///x\n  pushBranch: review\n",
+            "3:15: git.pushBranch other than git.branch is not supported yet",
+        ),
+        (
+            "git:\n  url: file:///x\n  signing: {format: ssh, keyFile: k}\n",
+            "3:21: signing format ssh is not supported yet",
+        ),
+        (
+            "git:\n  url: file:///x\nregistries:\n  dockerConfig: c.json\n",
+            "4:17: registries.dockerConfig is not supported yet",
+        ),
     ];
     for (text, expected) in cases {
         let message = error(text);
-        assert!(message.contains(expected), "for {text:?}\n  got:  {message}\n  want: {expected}");
+        assert!(
+            message.contains(expected),
+            "for {text:?}\n  got:  {message}\n  want: {expected}"
+        );
     }
 }
 
 #[test]
 fn unreadable_config_names_the_path() {
     let err = Config::load(Path::new("/nonexistent/crowsnest.yaml")).unwrap_err();
-    assert!(err.to_string().starts_with("/nonexistent/crowsnest.yaml: cannot read"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/crowsnest.yaml: cannot read"),
+        "{err}"
+    );
 }
