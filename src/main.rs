@@ -1,1 +1,50 @@
-fn main() {}
+//! The `crowsnest` binary: parse the command line, set up logging, run the
+//! command, exit with its code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use crowsnest::cli::{self, Cli, Exit};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_env(cli::env::LOG).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var(cli::env::LOG_FORMAT).is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            }
+            .into();
+        }
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Failed.into();
+        }
+    };
+    runtime
+        .block_on(crowsnest::commands::dispatch(cli.command))
+        .into()
+}

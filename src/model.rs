@@ -256,6 +256,60 @@ impl fmt::Display for ImageUpdate {
     }
 }
 
+/// When to resolve and write the manifest digest of the selected tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum DigestReflection {
+    /// Never write digests.
+    #[default]
+    Never,
+    /// Resolve the digest once per tag and keep it (Flux's IfNotPresent).
+    IfNotPresent,
+    /// Resolve the digest on every scan (a moved tag gets its new digest).
+    Always,
+}
+
+/// An `os/arch[/variant]` platform a tag must provide.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Parses `linux/arm64` or `linux/arm/v7`.
+    pub fn parse(text: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let valid =
+            |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        match parts.as_slice() {
+            [os, arch] if [os, arch].iter().all(|p| valid(p)) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, variant] if [os, arch, variant].iter().all(|p| valid(p)) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(variant.to_string()),
+            }),
+            _ => Err(format!(
+                "platform {text:?} is not os/arch or os/arch/variant"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
 /// One step of a target path (`spec.containers[name=app].image`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PathSegment {
@@ -480,6 +534,19 @@ mod tests {
         }
         for bad in ["", ".a", "a..b", "a[", "a[x]", "a[=v]", "a]b", "a.", "[0]"] {
             assert!(TargetPath::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn platforms_parse() {
+        assert_eq!(
+            Platform::parse("linux/arm64").unwrap().to_string(),
+            "linux/arm64"
+        );
+        let v7 = Platform::parse("linux/arm/v7").unwrap();
+        assert_eq!(v7.variant.as_deref(), Some("v7"));
+        for bad in ["linux", "linux/", "a/b/c/d", "linux/arm 64"] {
+            assert!(Platform::parse(bad).is_err(), "{bad}");
         }
     }
 
