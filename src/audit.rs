@@ -1,1 +1,133 @@
-//! (module under construction)
+//! The audit trail: `Image-Update` trailers written into commit messages
+//! (PRODUCT.md §5) and read back out of them.
+//!
+//! A trailer reads `Image-Update: <ns>:<name> <image>:<old>[@digest] -> <image>:<new>[@digest]`,
+//! one per policy and old value, so plain git can list the trail with
+//! `git log --format='%(trailers:key=Image-Update)'`.
+
+use std::collections::BTreeSet;
+
+use crate::model::{Change, ImageUpdate, PolicyId};
+
+/// The trailer key.
+pub const TRAILER_KEY: &str = "Image-Update";
+
+/// The trailer lines for a set of updates: sorted, one per policy and old value.
+pub fn trailer_lines(updates: &[ImageUpdate]) -> Vec<String> {
+    let unique: BTreeSet<&ImageUpdate> = updates.iter().collect();
+    unique
+        .into_iter()
+        .map(|u| format!("{TRAILER_KEY}: {u}"))
+        .collect()
+}
+
+/// The default commit message: a subject naming what changed, a body with
+/// one line per changed scalar, then the trailers.
+pub fn default_message(changes: &[Change], updates: &[ImageUpdate]) -> String {
+    let targets: BTreeSet<&str> = updates.iter().map(|u| u.to.as_str()).collect();
+    let subject = match targets.len() {
+        1 => format!(
+            "Update image {}",
+            targets.iter().next().expect("one element")
+        ),
+        n => format!("Update {n} images"),
+    };
+    let mut message = subject;
+    message.push_str("\n\n");
+    for change in changes {
+        message.push_str(&format!(
+            "- {} {}: {} {} -> {}\n",
+            change.policy, change.at, change.field, change.old, change.new
+        ));
+    }
+    message.push('\n');
+    message.push_str(&trailer_lines(updates).join("\n"));
+    message.push('\n');
+    message
+}
+
+/// Reads the `Image-Update` trailers of a commit message. Lines that do not
+/// have the trailer's shape are ignored: the trail only holds what parses.
+pub fn parse_trailers(message: &str) -> Vec<ImageUpdate> {
+    message
+        .lines()
+        .filter_map(|line| line.strip_prefix(TRAILER_KEY)?.strip_prefix(':'))
+        .filter_map(|rest| parse_update(rest.trim()))
+        .collect()
+}
+
+fn parse_update(text: &str) -> Option<ImageUpdate> {
+    let (policy, rest) = text.split_once(' ')?;
+    let (namespace, name) = policy.split_once(':')?;
+    let (from, to) = rest.split_once(" -> ")?;
+    let (from, to) = (from.trim(), to.trim());
+    if namespace.is_empty() || name.is_empty() || from.is_empty() || to.is_empty() {
+        return None;
+    }
+    if from.contains(' ') || to.contains(' ') {
+        return None;
+    }
+    Some(ImageUpdate {
+        policy: PolicyId::new(namespace, name),
+        from: from.to_owned(),
+        to: to.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Field, Located, Position};
+
+    fn update(from: &str, to: &str) -> ImageUpdate {
+        ImageUpdate {
+            policy: PolicyId::new("default", "podinfo"),
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    #[test]
+    fn trailers_round_trip_and_dedupe() {
+        let a = update("ghcr.io/s/podinfo:6.1.0", "ghcr.io/s/podinfo:6.2.0");
+        let b = update("ghcr.io/s/podinfo:6.0.0", "ghcr.io/s/podinfo:6.2.0");
+        let lines = trailer_lines(&[a.clone(), b.clone(), a.clone()]);
+        assert_eq!(
+            lines,
+            vec![
+                "Image-Update: default:podinfo ghcr.io/s/podinfo:6.0.0 -> ghcr.io/s/podinfo:6.2.0",
+                "Image-Update: default:podinfo ghcr.io/s/podinfo:6.1.0 -> ghcr.io/s/podinfo:6.2.0",
+            ]
+        );
+        let message = format!("subject\n\nbody\n\n{}\n", lines.join("\n"));
+        assert_eq!(parse_trailers(&message), vec![b, a]);
+    }
+
+    #[test]
+    fn default_message_lists_changes_then_trailers() {
+        let change = Change {
+            policy: PolicyId::new("default", "podinfo"),
+            at: Located::new("apps/deploy.yaml", Position::new(12, 16)),
+            field: Field::Image,
+            old: "ghcr.io/s/podinfo:6.1.0".into(),
+            new: "ghcr.io/s/podinfo:6.2.0".into(),
+        };
+        let message = default_message(
+            &[change],
+            &[update("ghcr.io/s/podinfo:6.1.0", "ghcr.io/s/podinfo:6.2.0")],
+        );
+        insta::assert_snapshot!(message, @r"
+        Update image ghcr.io/s/podinfo:6.2.0
+
+        - default:podinfo apps/deploy.yaml:12:16: image ghcr.io/s/podinfo:6.1.0 -> ghcr.io/s/podinfo:6.2.0
+
+        Image-Update: default:podinfo ghcr.io/s/podinfo:6.1.0 -> ghcr.io/s/podinfo:6.2.0
+        ");
+    }
+
+    #[test]
+    fn malformed_trailers_are_not_records() {
+        let message = "x\n\nImage-Update: nonsense\nImage-Update: a:b x -> \nImage-Update: a:b x y -> z\n";
+        assert!(parse_trailers(message).is_empty());
+    }
+}
