@@ -1,1 +1,160 @@
-//! (module under construction)
+//! Tag policies: policy files -> [`Policy`]; a list of tags -> the pick, and
+//! why every other tag lost. Pure: no IO, no async, no logging (callers log
+//! and count what [`Pick`] and [`Decision`] report).
+//!
+//! - [`semver`]: Masterminds/semver v3 constraints and Flux's tag rules.
+//! - [`TagFilter`], [`Exclusions`]: `filterTags` and `exclusionList`.
+//! - [`Selector`]: selection ([`Selector::select`], the hot path),
+//!   explanation ([`Decision`], [`Summary`]) and the downgrade guard.
+//! - [`parse_policy_file`], [`check_unique`]: the `crowsnest/v1`
+//!   `ImagePolicy` format (PRODUCT.md §1).
+//!
+//! Semantics follow Flux's image-reflector-controller. Deliberate differences,
+//! each documented where it is implemented:
+//!
+//! - Ties go to the first tag listed, for every rule. Flux keeps the first
+//!   for semver, the last for numerical, and with `extract` keeps the last
+//!   tag per extracted value (and iterates a Go map, so equal-ranking values
+//!   of different text come out in random order).
+//! - A numerical policy skips tags that are not numbers ([`Pick::not_numeric`]
+//!   counts them for a warning and a metric); Flux fails the whole policy.
+//! - `extract` referring to a group the pattern lacks is an error at load
+//!   time; Flux silently expands it to nothing.
+
+mod file;
+mod filter;
+mod select;
+pub mod semver;
+
+use std::time::Duration;
+
+use crate::model::{DigestReflection, ImageName, Located, Platform, PolicyId, Target};
+use crate::yaml::YamlError;
+
+pub use file::{check_unique, parse_policy_file};
+pub use filter::{Exclusions, TagFilter};
+pub use select::{Candidate, Decision, Order, Pick, Rule, Selector, Summary, Verdict};
+pub use semver::{Dialect, Range, SyntaxError};
+
+/// A policy file problem, always with its place: `file:line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// Not YAML, or YAML of the wrong shape (unknown field, wrong type).
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    /// `spec.policy.semver.range` does not parse.
+    #[error("{at}: invalid semver range {range:?}: {message}")]
+    InvalidRange {
+        at: Located,
+        range: String,
+        message: String,
+    },
+    /// A `filterTags` or `exclusionList` pattern, or an `extract` template,
+    /// does not parse.
+    #[error("{at}: invalid {field} {text:?}: {message}")]
+    InvalidPattern {
+        at: Located,
+        field: String,
+        text: String,
+        message: String,
+    },
+    /// Any other value that does not validate.
+    #[error("{at}: {message}")]
+    Invalid { at: Located, message: String },
+    /// A Flux `image.toolkit.fluxcd.io` object (a later issue).
+    #[error("{at}: Flux ImagePolicy/ImageRepository objects are not supported yet")]
+    FluxNotSupported { at: Located },
+    /// The same `namespace:name` twice.
+    #[error("{at}: policy {id} is declared twice; the first declaration is at {first}")]
+    Duplicate {
+        at: Located,
+        id: PolicyId,
+        first: Located,
+    },
+}
+
+impl PolicyError {
+    /// A stable label for the `errors_total{kind=...}` metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PolicyError::Yaml(_) => "policy_yaml",
+            PolicyError::InvalidRange { .. } => "policy_range",
+            PolicyError::InvalidPattern { .. } => "policy_pattern",
+            PolicyError::Invalid { .. } => "policy_invalid",
+            PolicyError::FluxNotSupported { .. } => "policy_flux_unsupported",
+            PolicyError::Duplicate { .. } => "policy_duplicate",
+        }
+    }
+
+    /// Where the problem is.
+    pub fn at(&self) -> &Located {
+        match self {
+            PolicyError::Yaml(e) => &e.at,
+            PolicyError::InvalidRange { at, .. }
+            | PolicyError::InvalidPattern { at, .. }
+            | PolicyError::Invalid { at, .. }
+            | PolicyError::FluxNotSupported { at }
+            | PolicyError::Duplicate { at, .. } => at,
+        }
+    }
+}
+
+/// One validated `ImagePolicy`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub id: PolicyId,
+    /// The repository to watch, as written (that text goes into files).
+    pub image: ImageName,
+    /// `None`: the daemon's `scan.interval`.
+    pub interval: Option<Duration>,
+    pub rule: Rule,
+    pub filter: Option<TagFilter>,
+    /// `exclusionList`, or [`Exclusions::DEFAULT`] when the file has none.
+    pub exclusions: Exclusions,
+    pub digest_reflection: DigestReflection,
+    pub platform: Option<Platform>,
+    pub allow_downgrade: bool,
+    pub targets: Vec<Target>,
+    /// Where the document starts.
+    pub declared_at: Located,
+}
+
+impl Policy {
+    /// The part of the policy that chooses among tags.
+    pub fn selector(&self) -> Selector<'_> {
+        Selector {
+            rule: &self.rule,
+            filter: self.filter.as_ref(),
+            exclusions: &self.exclusions,
+        }
+    }
+
+    /// Index (into `tags`) of the tag the policy picks, or `None`.
+    /// Allocates nothing per tag unless `filterTags.extract` is set.
+    pub fn select(&self, tags: &[String]) -> Option<usize> {
+        self.selector().select(tags)
+    }
+
+    /// [`Policy::select`] plus how many tags a numerical policy skipped.
+    pub fn pick(&self, tags: &[String]) -> Pick {
+        self.selector().pick(tags)
+    }
+
+    /// Every tag with its verdict; the pick is the one [`Policy::select`] makes.
+    pub fn explain(&self, tags: &[String]) -> Decision {
+        self.selector().explain(tags)
+    }
+
+    /// May `current` (a tag now in a file) be replaced by `candidate`? Not
+    /// when the policy orders `candidate` strictly below `current` and
+    /// `allowDowngrade` is off. A `current` the policy cannot order
+    /// (`latest`, a tag the filter rejects) may always be replaced. The
+    /// order ignores the range and exclusions: a value above the range is
+    /// still above.
+    pub fn permits(&self, current: &str, candidate: &str) -> bool {
+        self.allow_downgrade || !self.selector().ranks_below(candidate, current)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,485 @@
+//! Policy files (PRODUCT.md §1): YAML streams of `crowsnest/v1`
+//! `ImagePolicy` documents, read with [`crate::yaml`] into wire structs
+//! (`deny_unknown_fields`, every checked value `Spanned`) and validated into
+//! [`Policy`]. Every error names the file, line and column; errors about a
+//! range or pattern point at the offending character when the scalar is
+//! written on one line.
+//!
+//! A file is read twice: first only `apiVersion`/`kind` of each document, so
+//! a Flux object (whose fields our wire structs do not know) gets the
+//! "not supported yet" error at its position instead of an unknown-field
+//! error; then, when every document is ours, strictly.
+
+use std::collections::HashMap;
+
+use serde_saphyr::Spanned;
+
+use super::filter::{Exclusions, TagFilter};
+use super::select::{Order, Rule};
+use super::semver::{Range, SyntaxError};
+use super::{Policy, PolicyError};
+use crate::config::parse_interval;
+use crate::model::{
+    DigestReflection, Field, ImageName, Located, Platform, PolicyId, Position, Target, TargetPath,
+};
+use crate::yaml;
+
+/// The `apiVersion` of crowsnest's own documents.
+pub const API_VERSION: &str = "crowsnest/v1";
+/// The `kind` of a policy document.
+pub const KIND: &str = "ImagePolicy";
+/// The namespace of a policy without one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// What the user typed.
+mod wire {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+    use serde_saphyr::Spanned;
+
+    /// Just enough of any document to tell what it is.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "object", rename_all = "camelCase")]
+    pub struct HeaderWire {
+        #[serde(default)]
+        pub api_version: Option<Spanned<String>>,
+        #[serde(default)]
+        pub kind: Option<Spanned<String>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "ImagePolicy", deny_unknown_fields, rename_all = "camelCase")]
+    pub struct DocumentWire {
+        #[allow(dead_code)]
+        pub api_version: Spanned<String>,
+        #[allow(dead_code)]
+        pub kind: Spanned<String>,
+        pub metadata: Spanned<MetadataWire>,
+        pub spec: Spanned<SpecWire>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "metadata", deny_unknown_fields, rename_all = "camelCase")]
+    pub struct MetadataWire {
+        pub name: Spanned<String>,
+        #[serde(default)]
+        pub namespace: Option<Spanned<String>>,
+        /// Accepted like on any Kubernetes object; not used.
+        #[serde(default)]
+        #[allow(dead_code)]
+        pub labels: BTreeMap<String, String>,
+        #[serde(default)]
+        #[allow(dead_code)]
+        pub annotations: BTreeMap<String, String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "spec", deny_unknown_fields, rename_all = "camelCase")]
+    pub struct SpecWire {
+        pub image: Spanned<String>,
+        #[serde(default)]
+        pub interval: Option<Spanned<String>>,
+        pub policy: Spanned<RuleWire>,
+        #[serde(default)]
+        pub filter_tags: Option<Spanned<FilterWire>>,
+        #[serde(default)]
+        pub exclusion_list: Option<Vec<Spanned<String>>>,
+        #[serde(default)]
+        pub digest_reflection_policy: Option<Spanned<String>>,
+        #[serde(default)]
+        pub platform: Option<Spanned<String>>,
+        #[serde(default)]
+        pub allow_downgrade: bool,
+        #[serde(default)]
+        pub targets: Vec<Spanned<TargetWire>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "policy", deny_unknown_fields, rename_all = "camelCase")]
+    pub struct RuleWire {
+        #[serde(default)]
+        pub semver: Option<Spanned<SemverWire>>,
+        #[serde(default)]
+        pub alphabetical: Option<Spanned<OrderWire>>,
+        #[serde(default)]
+        pub numerical: Option<Spanned<OrderWire>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "semver", deny_unknown_fields, rename_all = "camelCase")]
+    pub struct SemverWire {
+        pub range: Spanned<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "order", deny_unknown_fields, rename_all = "camelCase")]
+    pub struct OrderWire {
+        #[serde(default)]
+        pub order: Option<Spanned<String>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "filterTags", deny_unknown_fields, rename_all = "camelCase")]
+    pub struct FilterWire {
+        pub pattern: Spanned<String>,
+        #[serde(default)]
+        pub extract: Option<Spanned<String>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "target", deny_unknown_fields, rename_all = "camelCase")]
+    pub struct TargetWire {
+        pub file: Spanned<String>,
+        pub path: Spanned<String>,
+        #[serde(default)]
+        pub field: Option<Spanned<String>>,
+    }
+}
+
+/// Parses every `ImagePolicy` of a policy file. `file` names the file in
+/// messages (repository-relative). Duplicate `namespace:name` within the
+/// file is an error; across files, see [`check_unique`].
+pub fn parse_policy_file(file: &str, text: &str) -> Result<Vec<Policy>, PolicyError> {
+    let validator = Validator { file, text };
+    let headers: Vec<Spanned<wire::HeaderWire>> = yaml::from_str_multiple(file, text)?;
+    for header in &headers {
+        validator.header(header)?;
+    }
+    let documents: Vec<Spanned<wire::DocumentWire>> = yaml::from_str_multiple(file, text)?;
+    let policies = documents
+        .iter()
+        .map(|d| validator.policy(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_unique(&policies)?;
+    Ok(policies)
+}
+
+/// Fails on the second policy with a `namespace:name` already seen, naming
+/// where the first one is. For checking across the files of a folder.
+pub fn check_unique<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Result<(), PolicyError> {
+    let mut seen: HashMap<&PolicyId, &Located> = HashMap::new();
+    for policy in policies {
+        if let Some(first) = seen.insert(&policy.id, &policy.declared_at) {
+            return Err(PolicyError::Duplicate {
+                at: policy.declared_at.clone(),
+                id: policy.id.clone(),
+                first: first.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A Kubernetes object name (DNS-1123 subdomain): what Flux accepts.
+fn valid_name(name: &str) -> bool {
+    valid_dns(name, 253, true)
+}
+
+/// A Kubernetes namespace (DNS-1123 label).
+fn valid_namespace(namespace: &str) -> bool {
+    valid_dns(namespace, 63, false)
+}
+
+fn valid_dns(text: &str, max: usize, dots: bool) -> bool {
+    let b = text.as_bytes();
+    !b.is_empty()
+        && b.len() <= max
+        && b.iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || (dots && c == b'.')
+        })
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn at<T>(&self, spanned: &Spanned<T>) -> Located {
+        Located::new(self.file, yaml::position(&spanned.referenced))
+    }
+
+    fn invalid<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> PolicyError {
+        PolicyError::Invalid {
+            at: self.at(spanned),
+            message: message.into(),
+        }
+    }
+
+    /// The place of byte `offset` inside a string scalar: exact when the
+    /// scalar is written plainly or quoted without escapes, else its start.
+    fn inside(&self, scalar: &Spanned<String>, offset: usize) -> Located {
+        let start = self.at(scalar);
+        let span = scalar.referenced.span();
+        let raw = span
+            .byte_offset()
+            .zip(span.byte_len())
+            .and_then(|(o, l)| self.text.get(o as usize..(o + l) as usize));
+        let value = &scalar.value;
+        let Some(head) = value.get(..offset) else {
+            return start;
+        };
+        let lead = match raw {
+            Some(raw) if raw == value => 0,
+            Some(raw)
+                if raw.len() == value.len() + 2
+                    && (raw.starts_with('\'') || raw.starts_with('"'))
+                    && &raw[1..raw.len() - 1] == value =>
+            {
+                1
+            }
+            _ => return start,
+        };
+        if value.contains('\n') {
+            return start;
+        }
+        let column = start.position.column + lead + head.chars().count() as u32;
+        Located::new(self.file, Position::new(start.position.line, column))
+    }
+
+    fn pattern_error(
+        &self,
+        scalar: &Spanned<String>,
+        field: &str,
+        error: SyntaxError,
+    ) -> PolicyError {
+        PolicyError::InvalidPattern {
+            at: self.inside(scalar, error.offset),
+            field: field.to_owned(),
+            text: scalar.value.clone(),
+            message: error.message,
+        }
+    }
+
+    fn header(&self, header: &Spanned<wire::HeaderWire>) -> Result<(), PolicyError> {
+        let Some(api_version) = &header.value.api_version else {
+            return Err(self.invalid(
+                header,
+                format!(
+                    "document has no apiVersion; policy files hold apiVersion: {API_VERSION}, kind: {KIND}"
+                ),
+            ));
+        };
+        if api_version.value.starts_with("image.toolkit.fluxcd.io/") {
+            return Err(PolicyError::FluxNotSupported {
+                at: self.at(api_version),
+            });
+        }
+        if api_version.value != API_VERSION {
+            return Err(self.invalid(
+                api_version,
+                format!(
+                    "apiVersion {:?} is not supported; policy files hold apiVersion: {API_VERSION}",
+                    api_version.value
+                ),
+            ));
+        }
+        match &header.value.kind {
+            None => Err(self.invalid(
+                header,
+                format!("document has no kind; expected kind: {KIND}"),
+            )),
+            Some(kind) if kind.value != KIND => Err(self.invalid(
+                kind,
+                format!(
+                    "kind {:?} is not supported; expected kind: {KIND}",
+                    kind.value
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn policy(&self, document: &Spanned<wire::DocumentWire>) -> Result<Policy, PolicyError> {
+        let metadata = &document.value.metadata.value;
+        let spec = &document.value.spec.value;
+        let name = &metadata.name;
+        if !valid_name(&name.value) {
+            return Err(self.invalid(
+                name,
+                format!(
+                    "metadata.name {:?} is not a Kubernetes object name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)",
+                    name.value
+                ),
+            ));
+        }
+        let namespace = match &metadata.namespace {
+            Some(ns) if !valid_namespace(&ns.value) => {
+                return Err(self.invalid(
+                    ns,
+                    format!(
+                        "metadata.namespace {:?} is not a Kubernetes namespace (lowercase letters, digits and '-', at most 63)",
+                        ns.value
+                    ),
+                ));
+            }
+            Some(ns) => ns.value.clone(),
+            None => DEFAULT_NAMESPACE.to_owned(),
+        };
+        let image = ImageName::parse(&spec.image.value)
+            .map_err(|e| self.invalid(&spec.image, format!("spec.image: {e}")))?;
+        let interval = spec
+            .interval
+            .as_ref()
+            .map(|i| {
+                parse_interval(&i.value).map_err(|e| self.invalid(i, format!("spec.interval: {e}")))
+            })
+            .transpose()?;
+        let rule = self.rule(&spec.policy)?;
+        let filter = spec
+            .filter_tags
+            .as_ref()
+            .map(|f| self.filter(f))
+            .transpose()?;
+        let exclusions = match &spec.exclusion_list {
+            None => Exclusions::default(),
+            Some(list) => {
+                let texts: Vec<&str> = list.iter().map(|p| p.value.as_str()).collect();
+                Exclusions::new(&texts).map_err(|(i, e)| {
+                    self.pattern_error(&list[i], &format!("exclusionList[{i}] pattern"), e)
+                })?
+            }
+        };
+        let digest_reflection = match &spec.digest_reflection_policy {
+            None => DigestReflection::Never,
+            Some(d) => match d.value.as_str() {
+                "Never" => DigestReflection::Never,
+                "IfNotPresent" => DigestReflection::IfNotPresent,
+                "Always" => DigestReflection::Always,
+                other => {
+                    return Err(self.invalid(
+                        d,
+                        format!(
+                            "digestReflectionPolicy {other:?} is not one of: Never, IfNotPresent, Always"
+                        ),
+                    ));
+                }
+            },
+        };
+        let platform = spec
+            .platform
+            .as_ref()
+            .map(|p| Platform::parse(&p.value).map_err(|e| self.invalid(p, e)))
+            .transpose()?;
+        let targets = spec
+            .targets
+            .iter()
+            .map(|t| self.target(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Policy {
+            id: PolicyId::new(namespace, name.value.clone()),
+            image,
+            interval,
+            rule,
+            filter,
+            exclusions,
+            digest_reflection,
+            platform,
+            allow_downgrade: spec.allow_downgrade,
+            targets,
+            declared_at: self.at(document),
+        })
+    }
+
+    fn rule(&self, policy: &Spanned<wire::RuleWire>) -> Result<Rule, PolicyError> {
+        let wire = &policy.value;
+        let order = |o: &Spanned<wire::OrderWire>| match &o.value.order {
+            None => Ok(Order::Asc),
+            Some(word) => Order::parse(&word.value).ok_or_else(|| {
+                self.invalid(word, format!("order {:?} is not asc or desc", word.value))
+            }),
+        };
+        match (&wire.semver, &wire.alphabetical, &wire.numerical) {
+            (Some(semver), None, None) => {
+                let range = &semver.value.range;
+                Range::parse(&range.value)
+                    .map(Rule::Semver)
+                    .map_err(|e| PolicyError::InvalidRange {
+                        at: self.inside(range, e.offset),
+                        range: range.value.clone(),
+                        message: e.message,
+                    })
+            }
+            (None, Some(a), None) => Ok(Rule::Alphabetical(order(a)?)),
+            (None, None, Some(n)) => Ok(Rule::Numerical(order(n)?)),
+            (None, None, None) => Err(self.invalid(
+                policy,
+                "spec.policy needs one of semver, alphabetical, numerical (e.g. `semver: {range: \"*\"}` or `alphabetical: {}`)",
+            )),
+            _ => Err(self.invalid(
+                policy,
+                "spec.policy must have exactly one of semver, alphabetical, numerical",
+            )),
+        }
+    }
+
+    fn filter(&self, filter: &Spanned<wire::FilterWire>) -> Result<TagFilter, PolicyError> {
+        let wire = &filter.value;
+        let compiled = TagFilter::new(&wire.pattern.value)
+            .map_err(|e| self.pattern_error(&wire.pattern, "filterTags.pattern", e))?;
+        match &wire.extract {
+            None => Ok(compiled),
+            Some(extract) => compiled
+                .with_extract(&extract.value)
+                .map_err(|e| self.pattern_error(extract, "filterTags.extract", e)),
+        }
+    }
+
+    fn target(&self, target: &Spanned<wire::TargetWire>) -> Result<Target, PolicyError> {
+        let wire = &target.value;
+        let file = self.repo_file(&wire.file)?;
+        let path = TargetPath::parse(&wire.path.value)
+            .map_err(|e| self.invalid(&wire.path, format!("targets[].path: {e}")))?;
+        let field = match &wire.field {
+            None => Field::Image,
+            Some(f) => Field::from_word(&f.value).ok_or_else(|| {
+                self.invalid(
+                    f,
+                    format!(
+                        "targets[].field {:?} is not one of: image, tag, name, digest",
+                        f.value
+                    ),
+                )
+            })?,
+        };
+        Ok(Target {
+            file,
+            path,
+            field,
+            declared_at: self.at(target),
+        })
+    }
+
+    /// A file inside the managed repository: relative, no `..`, `/`-separated.
+    fn repo_file(&self, value: &Spanned<String>) -> Result<String, PolicyError> {
+        let text = &value.value;
+        if text.starts_with('/') || text.contains('\\') {
+            return Err(self.invalid(
+                value,
+                format!(
+                    "targets[].file {text:?} must be relative to the repository root, with '/' separators"
+                ),
+            ));
+        }
+        let mut parts = Vec::new();
+        for part in text.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    return Err(self.invalid(
+                        value,
+                        format!("targets[].file {text:?} must stay inside the repository"),
+                    ));
+                }
+                p => parts.push(p),
+            }
+        }
+        if parts.is_empty() {
+            return Err(self.invalid(value, "targets[].file must name a file"));
+        }
+        Ok(parts.join("/"))
+    }
+}
