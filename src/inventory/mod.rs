@@ -1,0 +1,433 @@
+//! What a repository asks for: its policies and every scalar they set
+//! (markers and policy `targets`), read from any [`FileSource`] — the
+//! daemon's Git snapshot or a checkout on disk for `crowsnest check`.
+//!
+//! Problems are collected as [`Finding`]s (`file:line:col: message`) rather
+//! than stopping at the first, so one run shows everything to fix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::manifests::{self, Setter};
+use crate::model::{Located, PolicyId, Position};
+use crate::policy::{self, Policy};
+
+/// The largest manifest crowsnest reads, in bytes; larger files are reported.
+pub const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
+
+/// Files of a repository, addressed by `/`-separated repository-relative
+/// paths. Symlinks are never followed and no path leaves the root.
+pub trait FileSource {
+    /// Regular files under `dir` (`""` for the root), sorted.
+    fn list(&self, dir: &str) -> Result<Vec<String>, SourceError>;
+    /// A regular file's bytes; `None` when there is no regular file at
+    /// `path` (missing, a directory, or a symlink).
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError>;
+}
+
+/// A file source that could not be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct SourceError {
+    pub what: String,
+    pub message: String,
+}
+
+/// A problem in the repository's policies or manifests.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub at: Located,
+    pub message: String,
+}
+
+impl Finding {
+    fn new(at: Located, message: impl Into<String>) -> Self {
+        Self {
+            at,
+            message: message.into(),
+        }
+    }
+
+    fn file(file: &str, message: impl Into<String>) -> Self {
+        Self::new(Located::new(file, Position::new(1, 1)), message)
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// A manifest with at least one setter, and its text as read.
+#[derive(Debug, Clone)]
+pub struct ManifestFile {
+    pub text: String,
+    pub setters: Vec<Setter>,
+}
+
+/// Policies by id and the files holding their setters.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pub policies: BTreeMap<PolicyId, Policy>,
+    /// Repository-relative path to the file's setters.
+    pub files: BTreeMap<String, ManifestFile>,
+}
+
+impl Inventory {
+    /// Reads policies from `policies_dir` and setters from `scan_dir`.
+    pub fn build(
+        source: &dyn FileSource,
+        policies_dir: &str,
+        scan_dir: &str,
+    ) -> Result<(Inventory, Vec<Finding>), SourceError> {
+        let mut findings = Vec::new();
+        let mut inventory = Inventory::default();
+        inventory.load_policies(source, policies_dir, &mut findings)?;
+        inventory.load_markers(source, scan_dir, &mut findings)?;
+        inventory.load_targets(source, &mut findings)?;
+        inventory.check_digest_setters(&mut findings);
+        findings.sort();
+        Ok((inventory, findings))
+    }
+
+    /// The policies some setter uses, in id order.
+    pub fn used_policies(&self) -> Vec<&Policy> {
+        let mut used: Vec<&PolicyId> = self
+            .files
+            .values()
+            .flat_map(|f| f.setters.iter().map(|s| &s.policy))
+            .collect();
+        used.sort();
+        used.dedup();
+        used.into_iter()
+            .filter_map(|id| self.policies.get(id))
+            .collect()
+    }
+
+    fn load_policies(
+        &mut self,
+        source: &dyn FileSource,
+        dir: &str,
+        findings: &mut Vec<Finding>,
+    ) -> Result<(), SourceError> {
+        let mut declared: HashMap<PolicyId, Located> = HashMap::new();
+        for path in source.list(dir)? {
+            if !(path.ends_with(".yaml") || path.ends_with(".yml")) {
+                continue;
+            }
+            let Some(text) = read_text(source, &path, findings)? else {
+                continue;
+            };
+            match policy::parse_policy_file(&path, &text) {
+                Ok(policies) => {
+                    for policy in policies {
+                        if let Some(first) = declared.get(&policy.id) {
+                            findings.push(Finding::new(
+                                policy.declared_at.clone(),
+                                format!("policy {} is already declared at {first}", policy.id),
+                            ));
+                            continue;
+                        }
+                        declared.insert(policy.id.clone(), policy.declared_at.clone());
+                        self.policies.insert(policy.id.clone(), policy);
+                    }
+                }
+                Err(e) => findings.push(finding_from_error(&path, &e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    fn load_markers(
+        &mut self,
+        source: &dyn FileSource,
+        dir: &str,
+        findings: &mut Vec<Finding>,
+    ) -> Result<(), SourceError> {
+        for path in source.list(dir)? {
+            if !manifests::is_manifest_path(&path) {
+                continue;
+            }
+            let Some(bytes) = source.read(&path)? else {
+                continue;
+            };
+            if !manifests::may_contain_markers(&bytes) {
+                continue;
+            }
+            let Some(text) = text_of(&path, bytes, findings) else {
+                continue;
+            };
+            match manifests::find_markers(&path, &text) {
+                Ok(setters) if setters.is_empty() => {}
+                Ok(setters) => {
+                    let mut known = Vec::with_capacity(setters.len());
+                    for setter in setters {
+                        if self.policies.contains_key(&setter.policy) {
+                            known.push(setter);
+                        } else {
+                            findings.push(Finding::new(
+                                Located::new(&path, setter.at),
+                                format!(
+                                    "marker names policy {}, which no policy file declares",
+                                    setter.policy
+                                ),
+                            ));
+                        }
+                    }
+                    self.files.insert(
+                        path,
+                        ManifestFile {
+                            text,
+                            setters: known,
+                        },
+                    );
+                }
+                Err(e) => findings.push(Finding::new(e.at().clone(), e.message())),
+            }
+        }
+        Ok(())
+    }
+
+    fn load_targets(
+        &mut self,
+        source: &dyn FileSource,
+        findings: &mut Vec<Finding>,
+    ) -> Result<(), SourceError> {
+        let targets: Vec<(PolicyId, crate::model::Target)> = self
+            .policies
+            .values()
+            .flat_map(|p| p.targets.iter().map(|t| (p.id.clone(), t.clone())))
+            .collect();
+        for (policy, target) in targets {
+            if !self.files.contains_key(&target.file) {
+                if !is_inside(&target.file) {
+                    findings.push(Finding::new(
+                        target.declared_at.clone(),
+                        format!("target file {:?} is outside the repository", target.file),
+                    ));
+                    continue;
+                }
+                let Some(bytes) = source.read(&target.file)? else {
+                    findings.push(Finding::new(
+                        target.declared_at.clone(),
+                        format!(
+                            "target file {} does not exist or is not a regular file",
+                            target.file
+                        ),
+                    ));
+                    continue;
+                };
+                let Some(text) = text_of(&target.file, bytes, findings) else {
+                    continue;
+                };
+                self.files.insert(
+                    target.file.clone(),
+                    ManifestFile {
+                        text,
+                        setters: Vec::new(),
+                    },
+                );
+            }
+            let file = self
+                .files
+                .get_mut(&target.file)
+                .expect("inserted above when missing");
+            match manifests::resolve_target(&target.file, &file.text, &policy, &target) {
+                Ok(setter) => {
+                    if let Some(other) = file.setters.iter().find(|s| s.span == setter.span) {
+                        findings.push(Finding::new(
+                            target.declared_at.clone(),
+                            format!(
+                                "target {} in {} is already set by policy {} at {}:{}",
+                                target.path, target.file, other.policy, target.file, other.at
+                            ),
+                        ));
+                    } else {
+                        file.setters.push(setter);
+                    }
+                }
+                Err(e) => findings.push(Finding::new(
+                    target.declared_at.clone(),
+                    format!("target {} in {}: {}", target.path, target.file, e.message()),
+                )),
+            }
+        }
+        self.files.retain(|_, f| !f.setters.is_empty());
+        for file in self.files.values_mut() {
+            file.setters.sort_by_key(|s| s.span.start);
+        }
+        Ok(())
+    }
+}
+
+impl Inventory {
+    /// A `digest` setter can only be written when its policy resolves digests.
+    fn check_digest_setters(&mut self, findings: &mut Vec<Finding>) {
+        for (path, file) in &mut self.files {
+            file.setters.retain(|setter| {
+                let never = self.policies.get(&setter.policy).is_some_and(|p| {
+                    p.digest_reflection == crate::model::DigestReflection::Never
+                });
+                if setter.field == crate::model::Field::Digest && never {
+                    findings.push(Finding::new(
+                        Located::new(path, setter.at),
+                        format!(
+                            "a digest setter needs digestReflectionPolicy IfNotPresent or Always on policy {}",
+                            setter.policy
+                        ),
+                    ));
+                    return false;
+                }
+                true
+            });
+        }
+    }
+}
+
+/// Errors of the policy and manifest modules already start with
+/// `file:line:col: `; this splits that back into a finding.
+fn finding_from_error(file: &str, text: &str) -> Finding {
+    let parse = || -> Option<Finding> {
+        let rest = text.strip_prefix(file)?.strip_prefix(':')?;
+        let (line, rest) = rest.split_once(':')?;
+        let (column, message) = rest.split_once(':')?;
+        Some(Finding::new(
+            Located::new(
+                file,
+                Position::new(line.parse().ok()?, column.parse().ok()?),
+            ),
+            message.trim_start(),
+        ))
+    };
+    parse().unwrap_or_else(|| Finding::file(file, text))
+}
+
+fn read_text(
+    source: &dyn FileSource,
+    path: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<Option<String>, SourceError> {
+    Ok(source
+        .read(path)?
+        .and_then(|bytes| text_of(path, bytes, findings)))
+}
+
+fn text_of(path: &str, bytes: Vec<u8>, findings: &mut Vec<Finding>) -> Option<String> {
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        findings.push(Finding::file(
+            path,
+            format!(
+                "file is {} bytes; crowsnest reads files up to {MAX_MANIFEST_BYTES} bytes",
+                bytes.len()
+            ),
+        ));
+        return None;
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            findings.push(Finding::file(
+                path,
+                format!(
+                    "file is not valid UTF-8 (at byte {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// A `/`-separated relative path that stays inside the root.
+pub fn is_inside(path: &str) -> bool {
+    !path.is_empty()
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// A checkout on disk. Symlinks are neither listed nor read, at any depth,
+/// and `.git` is skipped.
+pub struct DirSource {
+    root: PathBuf,
+}
+
+impl DirSource {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn error(&self, e: impl fmt::Display) -> SourceError {
+        SourceError {
+            what: self.root.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The file at `path` if no component of it is a symlink.
+    fn resolve(&self, path: &str) -> Option<PathBuf> {
+        if !is_inside(path) {
+            return None;
+        }
+        let mut current = self.root.clone();
+        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            current.push(part);
+            let meta = std::fs::symlink_metadata(&current).ok()?;
+            if meta.file_type().is_symlink() {
+                return None;
+            }
+        }
+        Some(current)
+    }
+}
+
+impl FileSource for DirSource {
+    fn list(&self, dir: &str) -> Result<Vec<String>, SourceError> {
+        let start = match dir {
+            "" | "." => self.root.clone(),
+            d => match self.resolve(d) {
+                Some(p) if p.is_dir() => p,
+                _ => return Ok(Vec::new()),
+            },
+        };
+        let mut files = Vec::new();
+        let walker = walkdir::WalkDir::new(&start)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.file_name() != ".git");
+        for entry in walker {
+            let entry = entry.map_err(|e| self.error(e))?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let relative = entry
+                .path()
+                .strip_prefix(&self.root)
+                .map_err(|e| self.error(e))?;
+            let Some(text) = relative.to_str() else {
+                continue;
+            };
+            files.push(text.replace(std::path::MAIN_SEPARATOR, "/"));
+        }
+        Ok(files)
+    }
+
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        let Some(full) = self.resolve(path) else {
+            return Ok(None);
+        };
+        match std::fs::symlink_metadata(&full) {
+            Ok(meta) if meta.is_file() => {}
+            _ => return Ok(None),
+        }
+        std::fs::read(&full)
+            .map(Some)
+            .map_err(|e| self.error(format!("{path}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests;
