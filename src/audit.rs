@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::{Change, ImageUpdate, PolicyId};
+use crate::model::{ImageUpdate, PolicyId};
 
 /// The trailer key.
 pub const TRAILER_KEY: &str = "Image-Update";
@@ -19,31 +19,6 @@ pub fn trailer_lines(updates: &[ImageUpdate]) -> Vec<String> {
         .into_iter()
         .map(|u| format!("{TRAILER_KEY}: {u}"))
         .collect()
-}
-
-/// The default commit message: a subject naming what changed, a body with
-/// one line per changed scalar, then the trailers.
-pub fn default_message(changes: &[Change], updates: &[ImageUpdate]) -> String {
-    let targets: BTreeSet<&str> = updates.iter().map(|u| u.to.as_str()).collect();
-    let subject = match targets.len() {
-        1 => format!(
-            "Update image {}",
-            targets.iter().next().expect("one element")
-        ),
-        n => format!("Update {n} images"),
-    };
-    let mut message = subject;
-    message.push_str("\n\n");
-    for change in changes {
-        message.push_str(&format!(
-            "- {} {}: {} {} -> {}\n",
-            change.policy, change.at, change.field, change.old, change.new
-        ));
-    }
-    message.push('\n');
-    message.push_str(&trailer_lines(updates).join("\n"));
-    message.push('\n');
-    message
 }
 
 /// Reads the `Image-Update` trailers of a commit message. Lines that do not
@@ -77,7 +52,6 @@ fn parse_update(text: &str) -> Option<ImageUpdate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Field, Located, Position};
 
     fn update(from: &str, to: &str) -> ImageUpdate {
         ImageUpdate {
@@ -104,30 +78,9 @@ mod tests {
     }
 
     #[test]
-    fn default_message_lists_changes_then_trailers() {
-        let change = Change {
-            policy: PolicyId::new("default", "podinfo"),
-            at: Located::new("apps/deploy.yaml", Position::new(12, 16)),
-            field: Field::Image,
-            old: "ghcr.io/s/podinfo:6.1.0".into(),
-            new: "ghcr.io/s/podinfo:6.2.0".into(),
-        };
-        let message = default_message(
-            &[change],
-            &[update("ghcr.io/s/podinfo:6.1.0", "ghcr.io/s/podinfo:6.2.0")],
-        );
-        insta::assert_snapshot!(message, @r"
-        Update image ghcr.io/s/podinfo:6.2.0
-
-        - default:podinfo apps/deploy.yaml:12:16: image ghcr.io/s/podinfo:6.1.0 -> ghcr.io/s/podinfo:6.2.0
-
-        Image-Update: default:podinfo ghcr.io/s/podinfo:6.1.0 -> ghcr.io/s/podinfo:6.2.0
-        ");
-    }
-
-    #[test]
     fn malformed_trailers_are_not_records() {
-        let message = "x\n\nImage-Update: nonsense\nImage-Update: a:b x -> \nImage-Update: a:b x y -> z\n";
+        let message =
+            "x\n\nImage-Update: nonsense\nImage-Update: a:b x -> \nImage-Update: a:b x y -> z\n";
         assert!(parse_trailers(message).is_empty());
     }
 }

@@ -7,15 +7,23 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+#[cfg(feature = "runtime")]
 pub mod cli;
+#[cfg(feature = "runtime")]
 pub mod commands;
 pub mod config;
+#[cfg(feature = "runtime")]
 pub mod git;
+#[cfg(feature = "runtime")]
 pub mod http;
+pub mod inventory;
 pub mod manifests;
 pub mod model;
 pub mod policy;
+#[cfg(feature = "runtime")]
 pub mod reconcile;
+#[cfg(feature = "runtime")]
 pub mod registry;
+#[cfg(feature = "runtime")]
 pub mod scheduler;
 pub mod yaml;

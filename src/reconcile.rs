@@ -1,1 +1,594 @@
-//! (module under construction)
+//! One pass: fetch the repository, read its policies and setters, read the
+//! tags each used image has, let each policy pick, patch the files, make one
+//! commit and push it. This is the one module that joins `policy`,
+//! `registry`, `manifests` and `git`.
+//!
+//! A repository whose policies or markers are broken (a policy file that
+//! does not parse, a marker naming an unknown policy, a target that resolves
+//! to nothing) is not updated at all: the pass reports every finding and
+//! pushes nothing, as `crowsnest check` would. A registry failure only holds
+//! back the policies on that image; the others still update.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tracing::{info, instrument, warn};
+
+use crate::audit;
+use crate::config::Config;
+use crate::git::{self, Base, MessageInput, PushOutcome, Repo, TreeFile};
+use crate::inventory::{FileSource, Finding, Inventory, SourceError};
+use crate::manifests::{self, Edit};
+use crate::model::{
+    Change, DigestReflection, Field, ImageName, ImageUpdate, Located, PolicyId, Selection,
+};
+use crate::policy::Policy;
+use crate::registry::{Registry, RegistryError};
+
+/// How many times a pass re-plans after the remote moved under it.
+pub const MAX_PUSH_ATTEMPTS: u32 = 5;
+/// Image repositories listed (and policies decided) at once.
+const SCAN_CONCURRENCY: usize = 8;
+/// Tags inspected for a policy's platform before giving up.
+const MAX_PLATFORM_PROBES: usize = 20;
+
+/// A pass that could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("{branch} kept moving: gave up after {attempts} attempts to push")]
+    KeptMoving { branch: String, attempts: u32 },
+    #[error("push to {branch} was rejected by the remote: {message}")]
+    Rejected { branch: String, message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ReconcileError {
+    /// A short label for the `errors_total{kind}` metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReconcileError::Git(_) => "git",
+            ReconcileError::Source(_) => "git",
+            ReconcileError::Registry(_) => "registry",
+            ReconcileError::KeptMoving { .. } => "conflict",
+            ReconcileError::Rejected { .. } => "push_rejected",
+            ReconcileError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// A policy that could not be decided this pass; the others go on.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub policy: PolicyId,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassOptions {
+    /// Compute everything, commit and push nothing.
+    pub dry_run: bool,
+}
+
+/// What a pass found and did.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    /// Problems in the repository's policies or manifests; when any, nothing was changed.
+    pub findings: Vec<Finding>,
+    /// Policies that could not be decided (registry errors, unwritable setters).
+    pub failures: Vec<Failure>,
+    /// What each policy picked this pass.
+    pub selections: BTreeMap<PolicyId, Selection>,
+    /// Setters held back because the pick is lower than the current value.
+    pub held: Vec<Change>,
+    pub changes: Vec<Change>,
+    pub updates: Vec<ImageUpdate>,
+    /// Unified diff of every changed file.
+    pub diff: String,
+    /// The commit message (with trailers), when there were changes.
+    pub message: Option<String>,
+    /// The pushed commit, when one was made.
+    pub commit: Option<String>,
+}
+
+impl PassReport {
+    /// True when nothing failed.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty() && self.failures.is_empty()
+    }
+}
+
+/// Joins the registry and the Git clone for passes over one repository.
+pub struct Reconciler {
+    config: Config,
+    registry: Registry,
+    repo: Arc<Mutex<Repo>>,
+}
+
+impl Reconciler {
+    /// Opens (or clones) the repository in `stateDir` and builds the registry client.
+    pub async fn new(config: Config) -> Result<Reconciler, ReconcileError> {
+        let registry = Registry::new(&config.registries)?;
+        let git_config = config.git.clone();
+        let state_dir = config.state_dir.clone();
+        let repo = blocking(move || Repo::open(&git_config, &state_dir)).await??;
+        Ok(Reconciler {
+            config,
+            registry,
+            repo: Arc::new(Mutex::new(repo)),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// One pass. Re-plans on the new tip when the push loses a race, at most
+    /// [`MAX_PUSH_ATTEMPTS`] times.
+    #[instrument(skip_all, fields(branch = %self.config.git.branch, dry_run = options.dry_run))]
+    pub async fn pass(&self, options: PassOptions) -> Result<PassReport, ReconcileError> {
+        let mut backoff = Duration::from_millis(200);
+        for attempt in 1..=MAX_PUSH_ATTEMPTS {
+            let (base, inventory, findings) = self.snapshot().await?;
+            let mut report = PassReport {
+                findings,
+                ..PassReport::default()
+            };
+            if !report.findings.is_empty() {
+                for finding in &report.findings {
+                    warn!(%finding, "repository problem; nothing will be changed");
+                }
+                return Ok(report);
+            }
+            let selections = self.select(&inventory, &mut report.failures).await;
+            let edits = plan(&inventory, &selections, &mut report);
+            report.selections = selections;
+            if report.changes.is_empty() {
+                info!("nothing to change");
+                return Ok(report);
+            }
+            let files = apply(&inventory, edits, &mut report);
+            if files.is_empty() {
+                return Ok(report);
+            }
+            let repo = self.repo.clone();
+            let changes = report.changes.clone();
+            let updates = report.updates.clone();
+            let dry_run = options.dry_run;
+            let (message, outcome) = blocking(move || {
+                let repo = repo.lock().map_err(|_| poisoned())?;
+                let trailers = audit::trailer_lines(&updates);
+                let message = repo.message(&MessageInput {
+                    changes: &changes,
+                    updates: &updates,
+                    trailers: &trailers,
+                })?;
+                if dry_run {
+                    return Ok::<_, ReconcileError>((message, None));
+                }
+                let commit = repo.commit(&base, &files, &message)?;
+                let outcome = repo.push(&base, &commit)?;
+                Ok((message, Some((commit, outcome))))
+            })
+            .await??;
+            report.message = Some(message);
+            let Some(outcome) = outcome else {
+                return Ok(report);
+            };
+            match outcome {
+                (commit, PushOutcome::Pushed) => {
+                    info!(commit = %commit, changes = report.changes.len(), "pushed");
+                    report.commit = Some(commit.to_string());
+                    return Ok(report);
+                }
+                (_, PushOutcome::NonFastForward) => {
+                    warn!(
+                        attempt,
+                        "the branch moved while the pass ran; fetching and planning again"
+                    );
+                    let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 2);
+                    tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+                    backoff *= 2;
+                }
+                (_, PushOutcome::Rejected(message)) => {
+                    return Err(ReconcileError::Rejected {
+                        branch: self.config.git.push_branch.clone(),
+                        message,
+                    });
+                }
+            }
+        }
+        Err(ReconcileError::KeptMoving {
+            branch: self.config.git.push_branch.clone(),
+            attempts: MAX_PUSH_ATTEMPTS,
+        })
+    }
+
+    /// Fetches and reads policies and setters from the fetched tip.
+    async fn snapshot(&self) -> Result<(Base, Inventory, Vec<Finding>), ReconcileError> {
+        let repo = self.repo.clone();
+        let policies_dir = self.config.git.policies.clone();
+        let scan_dir = self.config.git.path.clone();
+        blocking(move || {
+            let mut repo = repo.lock().map_err(|_| poisoned())?;
+            let base = repo.fetch()?;
+            let source = GitSource::new(&repo, &base)?;
+            let (inventory, findings) = Inventory::build(&source, &policies_dir, &scan_dir)?;
+            Ok((base, inventory, findings))
+        })
+        .await?
+    }
+
+    /// Lists each used image once and lets each policy pick.
+    async fn select(
+        &self,
+        inventory: &Inventory,
+        failures: &mut Vec<Failure>,
+    ) -> BTreeMap<PolicyId, Selection> {
+        let policies = inventory.used_policies();
+        let mut images: Vec<&ImageName> = policies.iter().map(|p| &p.image).collect();
+        images.sort_by_key(|i| i.canonical());
+        images.dedup_by_key(|i| i.canonical());
+        let listed: HashMap<String, Result<Vec<String>, RegistryError>> = futures::stream::iter(
+            images,
+        )
+        .map(|image| async move { (image.canonical(), self.registry.list_tags(image).await) })
+        .buffer_unordered(SCAN_CONCURRENCY)
+        .collect()
+        .await;
+        let decided: Vec<(PolicyId, Result<Selection, Failure>)> = futures::stream::iter(policies)
+            .map(|policy| {
+                let listed = &listed[&policy.image.canonical()];
+                async move {
+                    let decision = match listed {
+                        Ok(tags) => self.decide(policy, tags, inventory).await,
+                        Err(e) => Err(Failure {
+                            policy: policy.id.clone(),
+                            kind: e.kind(),
+                            message: e.to_string(),
+                        }),
+                    };
+                    (policy.id.clone(), decision)
+                }
+            })
+            .buffer_unordered(SCAN_CONCURRENCY)
+            .collect()
+            .await;
+        let mut selections = BTreeMap::new();
+        for (id, decision) in decided {
+            match decision {
+                Ok(selection) => {
+                    selections.insert(id, selection);
+                }
+                Err(failure) => {
+                    warn!(policy = %failure.policy, error = %failure.message, "policy not decided");
+                    failures.push(failure);
+                }
+            }
+        }
+        failures.sort_by(|a, b| a.policy.cmp(&b.policy));
+        selections
+    }
+
+    /// One policy's pick from its image's tags: the best tag under the
+    /// policy that provides its platform (if it names one), with the digest
+    /// its `digestReflectionPolicy` asks for.
+    async fn decide(
+        &self,
+        policy: &Policy,
+        tags: &[String],
+        inventory: &Inventory,
+    ) -> Result<Selection, Failure> {
+        let fail = |kind: &'static str, message: String| Failure {
+            policy: policy.id.clone(),
+            kind,
+            message,
+        };
+        let registry_failure = |e: RegistryError| fail(e.kind(), e.to_string());
+        let no_match = |what: &str| {
+            fail(
+                "no_match",
+                format!(
+                    "{}: none of the {} tags of {} {what} (see `crowsnest tags {} --policy {}`)",
+                    policy.declared_at,
+                    tags.len(),
+                    policy.image,
+                    policy.image,
+                    policy.declared_at.file
+                ),
+            )
+        };
+        let Some(first) = policy.select(tags) else {
+            return Err(no_match("matches the policy"));
+        };
+        let mut selection = Selection {
+            tag: tags[first].clone(),
+            digest: None,
+        };
+        // The digest a platform check already resolved, reused below.
+        let mut inspected = None;
+        if let Some(platform) = &policy.platform {
+            let mut remaining: Vec<String> = tags.to_vec();
+            let mut index = first;
+            let mut probes = 0;
+            loop {
+                let tag = &remaining[index];
+                let info = self
+                    .registry
+                    .inspect(&policy.image, tag, Some(platform))
+                    .await
+                    .map_err(registry_failure)?;
+                if info.provides_platform {
+                    selection.tag = tag.clone();
+                    inspected = Some(info.digest);
+                    break;
+                }
+                info!(policy = %policy.id, tag = %tag, %platform, "skipped: the tag does not provide the platform");
+                probes += 1;
+                remaining.remove(index);
+                match policy.select(&remaining) {
+                    Some(next) if probes < MAX_PLATFORM_PROBES => index = next,
+                    Some(_) => {
+                        return Err(fail(
+                            "platform",
+                            format!(
+                                "{}: the {MAX_PLATFORM_PROBES} best tags of {} do not provide {platform}",
+                                policy.declared_at, policy.image
+                            ),
+                        ));
+                    }
+                    None => {
+                        return Err(no_match(&format!(
+                            "matches the policy and provides {platform}"
+                        )));
+                    }
+                }
+            }
+        }
+        selection.digest = match (policy.digest_reflection, inspected) {
+            (DigestReflection::Never, _) => None,
+            (_, Some(digest)) => Some(digest),
+            (reflection, None) => {
+                let known = known_digest(inventory, &policy.id, &selection.tag);
+                self.registry
+                    .digest(&policy.image, &selection.tag, reflection, known.as_deref())
+                    .await
+                    .map_err(registry_failure)?
+            }
+        };
+        info!(policy = %policy.id, image = %policy.image, tag = %selection.tag, digest = selection.digest.as_deref().unwrap_or(""), "selected");
+        Ok(selection)
+    }
+}
+
+/// A digest the repository already pins for `tag` of this policy (an
+/// `image:tag@digest` value), which `IfNotPresent` keeps without asking.
+fn known_digest(inventory: &Inventory, policy: &PolicyId, tag: &str) -> Option<String> {
+    inventory
+        .files
+        .values()
+        .flat_map(|f| &f.setters)
+        .filter(|s| &s.policy == policy && s.field == Field::Image)
+        .find_map(|s| {
+            let (reference, digest) = s.value.split_once('@')?;
+            (tag_of(reference) == Some(tag)).then(|| digest.to_owned())
+        })
+}
+
+/// Decides every setter's new value. Returns the edits per file.
+fn plan(
+    inventory: &Inventory,
+    selections: &BTreeMap<PolicyId, Selection>,
+    report: &mut PassReport,
+) -> BTreeMap<String, Vec<(Edit, Change, ImageUpdate)>> {
+    let mut edits: BTreeMap<String, Vec<(Edit, Change, ImageUpdate)>> = BTreeMap::new();
+    for (path, file) in &inventory.files {
+        for setter in &file.setters {
+            let (Some(policy), Some(selection)) = (
+                inventory.policies.get(&setter.policy),
+                selections.get(&setter.policy),
+            ) else {
+                continue;
+            };
+            let Some(new) = selection.value(&policy.image, setter.field) else {
+                continue;
+            };
+            if new == setter.value {
+                continue;
+            }
+            let change = Change {
+                policy: policy.id.clone(),
+                at: Located::new(path, setter.at),
+                field: setter.field,
+                old: setter.value.clone(),
+                new: new.clone(),
+            };
+            if !permitted(policy, setter.field, &setter.value, selection) {
+                info!(policy = %policy.id, file = %path, current = %setter.value, pick = %new, "held: the pick is lower than the current value (allowDowngrade is false)");
+                report.held.push(change);
+                continue;
+            }
+            let update = ImageUpdate {
+                policy: policy.id.clone(),
+                from: old_reference(&policy.image, setter.field, &setter.value, selection),
+                to: selection.reference(&policy.image),
+            };
+            edits.entry(path.clone()).or_default().push((
+                Edit {
+                    span: setter.span.clone(),
+                    value: new,
+                },
+                change,
+                update,
+            ));
+        }
+    }
+    for (_, change, update) in edits.values().flatten() {
+        report.changes.push(change.clone());
+        report.updates.push(update.clone());
+    }
+    edits
+}
+
+/// Patches every file; a file that cannot be patched safely becomes a
+/// failure for its policies and is left out.
+fn apply(
+    inventory: &Inventory,
+    edits: BTreeMap<String, Vec<(Edit, Change, ImageUpdate)>>,
+    report: &mut PassReport,
+) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut failed_files = Vec::new();
+    for (path, file_edits) in edits {
+        let text = &inventory.files[&path].text;
+        let plain: Vec<Edit> = file_edits.iter().map(|(e, _, _)| e.clone()).collect();
+        match manifests::patch(&path, text, &plain) {
+            Ok(patched) => {
+                report.diff.push_str(&unified_diff(&path, text, &patched));
+                files.push((path, patched.into_bytes()));
+            }
+            Err(e) => {
+                warn!(file = %path, error = %e, "cannot patch");
+                for (_, change, _) in &file_edits {
+                    report.failures.push(Failure {
+                        policy: change.policy.clone(),
+                        kind: "patch",
+                        message: e.to_string(),
+                    });
+                }
+                failed_files.push(path);
+            }
+        }
+    }
+    report
+        .changes
+        .retain(|c| !failed_files.contains(&c.at.file));
+    let kept: Vec<&PolicyId> = report.changes.iter().map(|c| &c.policy).collect();
+    report.updates.retain(|u| kept.contains(&&u.policy));
+    report.updates.sort();
+    report.updates.dedup();
+    files
+}
+
+/// The tag of an `image[:tag][@digest]` reference.
+fn tag_of(reference: &str) -> Option<&str> {
+    let without_digest = reference.split_once('@').map_or(reference, |(r, _)| r);
+    let (name, tag) = without_digest.rsplit_once(':')?;
+    (!tag.contains('/') && !name.is_empty()).then_some(tag)
+}
+
+/// `allowDowngrade: false` holds back a pick lower than the current tag.
+fn permitted(policy: &Policy, field: Field, current: &str, selection: &Selection) -> bool {
+    let current_tag = match field {
+        Field::Image => tag_of(current),
+        Field::Tag => Some(current),
+        Field::Name | Field::Digest => None,
+    };
+    match current_tag {
+        Some(tag) => policy.permits(tag, &selection.tag),
+        None => true,
+    }
+}
+
+/// The `from` side of a trailer: the reference as it was before the change.
+fn old_reference(image: &ImageName, field: Field, old: &str, selection: &Selection) -> String {
+    match field {
+        Field::Image => old.to_owned(),
+        Field::Tag => format!("{}:{}", image.written, old),
+        Field::Name => format!("{}:{}", old, selection.tag),
+        Field::Digest => format!("{}:{}@{}", image.written, selection.tag, old),
+    }
+}
+
+/// A unified diff of one file, `a/` and `b/` prefixed as git prints them.
+pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string()
+}
+
+/// The fetched tip's tree as a [`FileSource`].
+struct GitSource<'r> {
+    repo: &'r Repo,
+    files: BTreeMap<String, TreeFile>,
+}
+
+impl<'r> GitSource<'r> {
+    fn new(repo: &'r Repo, base: &Base) -> Result<Self, git::GitError> {
+        let files = repo
+            .files(base, "")?
+            .into_iter()
+            .filter(|f| !f.is_symlink)
+            .map(|f| (f.path.clone(), f))
+            .collect();
+        Ok(Self { repo, files })
+    }
+
+    fn error(e: git::GitError) -> SourceError {
+        SourceError {
+            what: "git".into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl FileSource for GitSource<'_> {
+    fn list(&self, dir: &str) -> Result<Vec<String>, SourceError> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        Ok(self
+            .files
+            .keys()
+            .filter(|p| p.starts_with(&prefix))
+            .cloned()
+            .collect())
+    }
+
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        match self.files.get(path) {
+            Some(file) => self.repo.read(file).map(Some).map_err(Self::error),
+            None => Ok(None),
+        }
+    }
+}
+
+fn poisoned() -> ReconcileError {
+    ReconcileError::Internal("the repository lock was poisoned by an earlier panic".into())
+}
+
+/// Runs blocking git work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ReconcileError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ReconcileError::Internal(format!("a git task failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_of_references() {
+        assert_eq!(tag_of("ghcr.io/a/b:1.2.3"), Some("1.2.3"));
+        assert_eq!(tag_of("127.0.0.1:5000/a/b:1.2.3"), Some("1.2.3"));
+        assert_eq!(tag_of("127.0.0.1:5000/a/b"), None);
+        assert_eq!(tag_of("a/b:1@sha256:00"), Some("1"));
+        assert_eq!(tag_of("nginx"), None);
+    }
+}

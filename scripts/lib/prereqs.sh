@@ -1,5 +1,6 @@
 # Shared by scripts/test and scripts/quickstart: install what is missing.
 # Usage: need BINARY PACKAGE [BINARY PACKAGE ...]  (apt packages, installed once)
+# A BINARY starting with / is a path that must exist (for -dev packages).
 
 _apt_updated=""
 need() {
@@ -7,7 +8,9 @@ need() {
   while [ $# -ge 2 ]; do
     local bin=$1 pkg=$2
     shift 2
-    if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ] && [ ! -x "/usr/lib/git-core/$bin" ]; then
+    if [ "${bin#/}" != "$bin" ]; then
+      [ -e "$bin" ] || missing+=("$pkg")
+    elif ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ] && [ ! -x "/usr/lib/git-core/$bin" ]; then
       missing+=("$pkg")
     fi
   done

@@ -173,47 +173,9 @@ impl Validator<'_> {
     /// Keys whose behaviour is not built yet are refused, never accepted and
     /// ignored. Each entry goes when its feature lands.
     fn not_supported_yet(&self, wire: &wire::ConfigWire) -> Result<(), YamlError> {
-        let git = &wire.git.value;
         let refuse = |at: &Spanned<String>, key: &str| {
             Err(self.err(at, format!("{key} is not supported yet")))
         };
-        if let Some(auth) = &git.auth {
-            for (value, key) in [
-                (&auth.ssh_key_file, "git.auth.sshKeyFile"),
-                (&auth.ssh_passphrase_file, "git.auth.sshPassphraseFile"),
-                (&auth.known_hosts_file, "git.auth.knownHostsFile"),
-                (&auth.username, "git.auth.username"),
-                (&auth.password_file, "git.auth.passwordFile"),
-            ] {
-                if let Some(v) = value {
-                    return refuse(v, key);
-                }
-            }
-        }
-        if let (Some(push), branch) = (&git.push_branch, &git.branch) {
-            let branch = branch.as_ref().map_or("main", |b| b.value.as_str());
-            if push.value != branch {
-                return refuse(push, "git.pushBranch other than git.branch");
-            }
-        }
-        if let Some(signing) = &git.signing {
-            if signing.value.format.value == "ssh" {
-                return refuse(&signing.value.format, "signing format ssh");
-            }
-        }
-        if let Some(t) = &git.message_template {
-            return refuse(t, "git.messageTemplate");
-        }
-        if let Some(registries) = &wire.registries {
-            if let Some(d) = &registries.docker_config {
-                return refuse(d, "registries.dockerConfig");
-            }
-            for host in &registries.hosts {
-                if let Some(ca) = &host.value.ca_file {
-                    return refuse(ca, "registries.hosts[].caFile");
-                }
-            }
-        }
         if let Some(t) = wire
             .http
             .as_ref()
@@ -264,8 +226,7 @@ impl Validator<'_> {
     }
 
     fn branch(&self, value: &Spanned<String>) -> Result<String, YamlError> {
-        let full = format!("refs/heads/{}", value.value);
-        if value.value.is_empty() || !git2::Reference::is_valid_name(&full) {
+        if !is_valid_branch_name(&value.value) {
             return Err(self.err(
                 value,
                 format!("{:?} is not a valid branch name", value.value),
@@ -346,6 +307,14 @@ impl Validator<'_> {
             None => Author::default(),
         };
         let signing = wire.signing.as_ref().map(|s| self.signing(s)).transpose()?;
+        // Checked here too, so a mistake points at its line (only where the
+        // template engine is built: the pure core the fuzz targets use leaves
+        // it to the git module).
+        #[cfg(feature = "runtime")]
+        if let Some(t) = &wire.message_template {
+            crate::git::MessageTemplate::compile(&t.value)
+                .map_err(|e| self.err(t, e.to_string()))?;
+        }
         let message_template = wire.message_template.as_ref().map(|t| t.value.clone());
         Ok(GitConfig {
             url,
@@ -538,3 +507,22 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Git's rules for a branch name (`git check-ref-format --branch`), checked
+/// here so that configuration stays free of libgit2: no empty, `.`-leading
+/// or `.lock`-ending component, no `..`, `@{`, `//`, control characters,
+/// space or any of `~^:?*[\`, not `@`, and no leading or trailing `/` or
+/// trailing `.`.
+fn is_valid_branch_name(name: &str) -> bool {
+    let forbidden = |c: char| c.is_ascii_control() || " ~^:?*[\\".contains(c);
+    !name.is_empty()
+        && name != "@"
+        && !name.starts_with('-')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && !name.contains("@{")
+        && !name.chars().any(forbidden)
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && !part.starts_with('.') && !part.ends_with(".lock"))
+}

@@ -186,25 +186,67 @@ fn every_error_names_file_line_and_column() {
 }
 
 #[test]
+fn ssh_signing_and_message_templates_are_accepted_and_templates_checked() {
+    let config = load(
+        "git:\n  url: file:///x\n  signing: {format: ssh, keyFile: k}\n  messageTemplate: 'Update {{ images | join(\", \") }}'\n",
+    )
+    .unwrap();
+    assert_eq!(config.git.signing.unwrap().format, SigningFormat::Ssh);
+    assert!(config.git.message_template.is_some());
+    let message = error("git:\n  url: file:///x\n  messageTemplate: '{{ nope }}'\n");
+    assert!(
+        message.contains("3:20: git.messageTemplate: ") && message.contains("undefined"),
+        "{message}"
+    );
+}
+
+#[test]
+fn git_auth_is_read_per_transport() {
+    let config = load(
+        "git:\n  url: ssh://git@git.example.com:2222/fleet.git\n  auth:\n    sshKeyFile: id\n    sshPassphraseFile: pass\n    knownHostsFile: /etc/kh\n",
+    )
+    .unwrap();
+    let auth = config.git.auth;
+    assert_eq!(auth.ssh_key_file, Some(PathBuf::from("/etc/crowsnest/id")));
+    assert_eq!(
+        auth.ssh_passphrase_file,
+        Some(PathBuf::from("/etc/crowsnest/pass"))
+    );
+    assert_eq!(auth.known_hosts_file, Some(PathBuf::from("/etc/kh")));
+    let config = load(
+        "git:\n  url: https://git.example.com/fleet.git\n  auth: {username: bot, passwordFile: token}\n",
+    )
+    .unwrap();
+    assert_eq!(config.git.auth.username.as_deref(), Some("bot"));
+    assert_eq!(
+        config.git.auth.password_file,
+        Some(PathBuf::from("/etc/crowsnest/token"))
+    );
+    for (text, want) in [
+        (
+            "git:\n  url: ssh://git@h/f.git\n",
+            "2:8: an ssh:// remote needs git.auth.knownHostsFile",
+        ),
+        (
+            "git:\n  url: https://h/f.git\n  auth: {sshKeyFile: id}\n",
+            "3:22: SSH settings need an ssh:// git.url",
+        ),
+        (
+            "git:\n  url: ssh://git@h/f.git\n  auth: {knownHostsFile: kh, passwordFile: p}\n",
+            "git.auth.username and passwordFile need an http:// or https:// git.url",
+        ),
+    ] {
+        let message = error(text);
+        assert!(message.contains(want), "{text:?}: {message}");
+    }
+}
+
+#[test]
 fn keys_of_features_not_built_yet_are_refused_not_ignored() {
-    let cases = [
-        (
-            "git:\n  url: file:///x\n  messageTemplate: hi\n",
-            "3:20: git.messageTemplate is not supported yet",
-        ),
-        (
-            "git:\n  url: file:///x\n  pushBranch: review\n",
-            "3:15: git.pushBranch other than git.branch is not supported yet",
-        ),
-        (
-            "git:\n  url: file:///x\n  signing: {format: ssh, keyFile: k}\n",
-            "3:21: signing format ssh is not supported yet",
-        ),
-        (
-            "git:\n  url: file:///x\nregistries:\n  dockerConfig: c.json\n",
-            "4:17: registries.dockerConfig is not supported yet",
-        ),
-    ];
+    let cases = [(
+        "git:\n  url: file:///x\nhttp:\n  webhookTokenFile: t\n",
+        "4:21: http.webhookTokenFile is not supported yet",
+    )];
     for (text, expected) in cases {
         let message = error(text);
         assert!(
@@ -222,4 +264,59 @@ fn unreadable_config_names_the_path() {
             .starts_with("/nonexistent/crowsnest.yaml: cannot read"),
         "{err}"
     );
+}
+
+#[test]
+fn registry_docker_config_and_ca_file_resolve_next_to_the_file() {
+    let config = load(
+        "git:\n  url: file:///x\nregistries:\n  dockerConfig: docker/config.json\n  hosts:\n    - host: registry.internal:5000\n      caFile: certs/ca.pem\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.registries.docker_config,
+        Some(PathBuf::from("/etc/crowsnest/docker/config.json"))
+    );
+    let host = config.registries.host("registry.internal:5000").unwrap();
+    assert_eq!(
+        host.ca_file,
+        Some(PathBuf::from("/etc/crowsnest/certs/ca.pem"))
+    );
+    assert!(!host.insecure);
+}
+
+#[test]
+fn branch_names_follow_git_check_ref_format() {
+    let cases = [
+        ("main", true),
+        ("release/1.2", true),
+        ("crowsnest/updates-é", true),
+        ("a..b", false),
+        ("a/.hidden", false),
+        ("a.lock", false),
+        ("a/b.lock/c", false),
+        ("a//b", false),
+        ("/a", false),
+        ("a/", false),
+        ("a.", false),
+        ("a b", false),
+        ("a~1", false),
+        ("a^", false),
+        ("a:b", false),
+        ("a?", false),
+        ("a*", false),
+        ("a[b", false),
+        ("a\\b", false),
+        ("a@{1}", false),
+        ("-x", false),
+        ("a\u{7f}", false),
+    ];
+    for (name, valid) in cases {
+        let text = format!("git:\n  url: file:///x\n  branch: {name:?}\n");
+        assert_eq!(load(&text).is_ok(), valid, "{name:?}");
+        let git = std::process::Command::new("git")
+            .args(["check-ref-format", "--branch", name])
+            .output()
+            .expect("git is installed by scripts/test");
+        assert_eq!(git.status.success(), valid, "git disagrees on {name:?}");
+    }
 }

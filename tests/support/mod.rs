@@ -3,4 +3,12 @@
 //! A missing server binary fails the test with the command that installs it.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+pub mod git;
+pub mod git_http;
+pub mod http1;
 pub mod process;
+pub mod registry;
+pub mod signing;
+pub mod sshd;
+pub mod token;

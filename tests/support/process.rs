@@ -48,6 +48,13 @@ impl Guard {
         }
     }
 
+    /// The exit status if the process has exited, without panicking.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
@@ -87,7 +94,11 @@ pub fn wait_for_port(guard: &mut Guard, port: u16) {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    panic!("{} did not listen on {port}:\n{}", guard.name, guard.log_text());
+    panic!(
+        "{} did not listen on {port}:\n{}",
+        guard.name,
+        guard.log_text()
+    );
 }
 
 /// The path of `binary`, or a panic naming the Debian package that has it.
