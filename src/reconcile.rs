@@ -307,7 +307,11 @@ impl Reconciler {
                 ),
             )
         };
-        let Some(first) = policy.select(tags) else {
+        let pick = policy.pick(tags);
+        if pick.not_numeric > 0 {
+            warn!(policy = %policy.id, image = %policy.image, skipped = pick.not_numeric, "numerical policy skipped tags that are not numbers");
+        }
+        let Some(first) = pick.index else {
             return Err(no_match("matches the policy"));
         };
         let mut selection = Selection {
