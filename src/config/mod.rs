@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use crate::model::Located;
+use crate::model::{Located, PolicyId};
 use crate::yaml::{self, YamlError};
 
 /// Default `scan.interval` and default interval of a policy without one.
@@ -47,6 +47,18 @@ pub struct Config {
     pub scan: ScanConfig,
     pub state_dir: PathBuf,
     pub http: HttpConfig,
+    pub flux: FluxConfig,
+}
+
+/// How Flux image automation objects in the repository are read.
+#[derive(Debug, Clone, Default)]
+pub struct FluxConfig {
+    /// `flux.scanPath`: read Flux objects from every YAML file under
+    /// `git.path` too, not only from `git.policies`.
+    pub scan_path: bool,
+    /// `flux.automation` (`namespace/name`): the `ImageUpdateAutomation`
+    /// to follow when the repository declares several.
+    pub automation: Option<PolicyId>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +76,18 @@ pub struct GitConfig {
     pub author: Author,
     pub signing: Option<Signing>,
     pub message_template: Option<String>,
+    /// Which of the keys above the file left unset (their value is the
+    /// default): a Flux `ImageUpdateAutomation` may supply those.
+    pub unset: UnsetGitKeys,
+}
+
+/// `git` keys the config file does not set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnsetGitKeys {
+    pub branch: bool,
+    pub push_branch: bool,
+    pub path: bool,
+    pub author: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -250,6 +274,17 @@ impl Validator<'_> {
             None => PathBuf::from(DEFAULT_STATE_DIR),
         };
         let http = self.http(wire.http.as_ref())?;
+        let flux = match &wire.flux {
+            Some(f) => FluxConfig {
+                scan_path: f.scan_path.unwrap_or(false),
+                automation: f
+                    .automation
+                    .as_ref()
+                    .map(|a| self.automation(a))
+                    .transpose()?,
+            },
+            None => FluxConfig::default(),
+        };
         Ok(Config {
             source: PathBuf::from(&self.file),
             git,
@@ -257,7 +292,26 @@ impl Validator<'_> {
             scan: ScanConfig { interval },
             state_dir,
             http,
+            flux,
         })
+    }
+
+    /// `namespace/name` of an `ImageUpdateAutomation`.
+    fn automation(&self, value: &Spanned<String>) -> Result<PolicyId, YamlError> {
+        match value.value.split_once('/') {
+            Some((namespace, name))
+                if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+            {
+                Ok(PolicyId::new(namespace, name))
+            }
+            _ => Err(self.err(
+                value,
+                format!(
+                    "flux.automation {:?} must be namespace/name of an ImageUpdateAutomation",
+                    value.value
+                ),
+            )),
+        }
     }
 
     fn git(&self, spanned: &Spanned<wire::GitWire>) -> Result<GitConfig, YamlError> {
@@ -316,6 +370,12 @@ impl Validator<'_> {
                 .map_err(|e| self.err(t, e.to_string()))?;
         }
         let message_template = wire.message_template.as_ref().map(|t| t.value.clone());
+        let unset = UnsetGitKeys {
+            branch: wire.branch.is_none(),
+            push_branch: wire.push_branch.is_none(),
+            path: wire.path.is_none(),
+            author: wire.author.is_none(),
+        };
         Ok(GitConfig {
             url,
             branch,
@@ -326,6 +386,7 @@ impl Validator<'_> {
             author,
             signing,
             message_template,
+            unset,
         })
     }
 

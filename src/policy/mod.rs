@@ -26,7 +26,7 @@
 
 mod file;
 mod filter;
-mod flux;
+pub mod flux;
 mod select;
 pub mod semver;
 
