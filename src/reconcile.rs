@@ -461,7 +461,7 @@ fn read_inventory(
         scan_dir: &config.git.path,
         flux_in_scan_dir: config.flux.scan_path,
         automation: config.flux.automation.as_ref(),
-        automation_path: config.git.unset.path,
+        automation_path: config.flux.unset.path,
     };
     Ok(Inventory::build_with(&source, &options)?)
 }
@@ -474,10 +474,10 @@ fn effective_git(config: &Config, automation: Option<&Automation>) -> (String, S
     let flux = |value: Option<&String>, unset: bool| value.filter(|_| unset).cloned();
     let branch = flux(
         automation.and_then(|a| a.checkout_branch.as_ref()),
-        git.unset.branch,
+        config.flux.unset.branch,
     )
     .unwrap_or_else(|| git.branch.clone());
-    let push_branch = if git.unset.push_branch {
+    let push_branch = if config.flux.unset.push_branch {
         automation
             .and_then(|a| a.push_branch.clone())
             .unwrap_or_else(|| branch.clone())
@@ -485,7 +485,7 @@ fn effective_git(config: &Config, automation: Option<&Automation>) -> (String, S
         git.push_branch.clone()
     };
     let author = match automation.and_then(|a| a.author.as_ref()) {
-        Some((name, email)) if git.unset.author => Author {
+        Some((name, email)) if config.flux.unset.author => Author {
             name: name.clone(),
             email: email.clone(),
         },

@@ -329,7 +329,7 @@ fn the_automation_push_branch_gets_the_commit_and_main_stays() {
     assert_ok(&once(&fx.config()));
     assert_eq!(fx.remote.tip("main"), main_before);
     let pushed = fx.remote.log("flux-image-updates");
-    assert_eq!(pushed[0].parents, [main_before.clone()]);
+    assert_eq!(pushed[0].parents, std::slice::from_ref(&main_before));
     assert_eq!(pushed[0].author_name, "fluxcdbot");
     let mut changed = fx.remote.changed_files("flux-image-updates");
     changed.sort();

@@ -32,7 +32,7 @@ pub async fn run(args: CheckArgs) -> Exit {
                 scan_dir: &c.git.path,
                 flux_in_scan_dir: c.flux.scan_path,
                 automation: c.flux.automation.as_ref(),
-                automation_path: c.git.unset.path,
+                automation_path: c.flux.unset.path,
             },
             None => Options {
                 policies_dir: "policies",

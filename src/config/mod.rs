@@ -59,6 +59,9 @@ pub struct FluxConfig {
     /// `flux.automation` (`namespace/name`): the `ImageUpdateAutomation`
     /// to follow when the repository declares several.
     pub automation: Option<PolicyId>,
+    /// The `git` keys the file leaves unset (their value is the default),
+    /// which a Flux `ImageUpdateAutomation` may supply.
+    pub unset: UnsetGitKeys,
 }
 
 #[derive(Debug, Clone)]
@@ -76,9 +79,6 @@ pub struct GitConfig {
     pub author: Author,
     pub signing: Option<Signing>,
     pub message_template: Option<String>,
-    /// Which of the keys above the file left unset (their value is the
-    /// default): a Flux `ImageUpdateAutomation` may supply those.
-    pub unset: UnsetGitKeys,
 }
 
 /// `git` keys the config file does not set.
@@ -274,16 +274,25 @@ impl Validator<'_> {
             None => PathBuf::from(DEFAULT_STATE_DIR),
         };
         let http = self.http(wire.http.as_ref())?;
-        let flux = match &wire.flux {
-            Some(f) => FluxConfig {
-                scan_path: f.scan_path.unwrap_or(false),
-                automation: f
-                    .automation
-                    .as_ref()
-                    .map(|a| self.automation(a))
-                    .transpose()?,
+        let git_wire = &wire.git.value;
+        let flux = FluxConfig {
+            scan_path: wire
+                .flux
+                .as_ref()
+                .and_then(|f| f.scan_path)
+                .unwrap_or(false),
+            automation: wire
+                .flux
+                .as_ref()
+                .and_then(|f| f.automation.as_ref())
+                .map(|a| self.automation(a))
+                .transpose()?,
+            unset: UnsetGitKeys {
+                branch: git_wire.branch.is_none(),
+                push_branch: git_wire.push_branch.is_none(),
+                path: git_wire.path.is_none(),
+                author: git_wire.author.is_none(),
             },
-            None => FluxConfig::default(),
         };
         Ok(Config {
             source: PathBuf::from(&self.file),
@@ -370,12 +379,6 @@ impl Validator<'_> {
                 .map_err(|e| self.err(t, e.to_string()))?;
         }
         let message_template = wire.message_template.as_ref().map(|t| t.value.clone());
-        let unset = UnsetGitKeys {
-            branch: wire.branch.is_none(),
-            push_branch: wire.push_branch.is_none(),
-            path: wire.path.is_none(),
-            author: wire.author.is_none(),
-        };
         Ok(GitConfig {
             url,
             branch,
@@ -386,7 +389,6 @@ impl Validator<'_> {
             author,
             signing,
             message_template,
-            unset,
         })
     }
 

@@ -325,7 +325,7 @@ fn branch_names_follow_git_check_ref_format() {
 fn flux_keys_and_which_git_keys_are_left_to_an_automation() {
     let config = load("git:\n  url: file:///srv/fleet.git\n").unwrap();
     assert_eq!(
-        config.git.unset,
+        config.flux.unset,
         UnsetGitKeys {
             branch: true,
             push_branch: true,
@@ -339,7 +339,7 @@ fn flux_keys_and_which_git_keys_are_left_to_an_automation() {
     )
     .unwrap();
     assert_eq!(
-        config.git.unset,
+        config.flux.unset,
         UnsetGitKeys {
             branch: false,
             push_branch: true,
