@@ -707,6 +707,51 @@ async fn blocking<T: Send + 'static>(
 mod tests {
     use super::*;
 
+    fn automation() -> Automation {
+        Automation {
+            id: PolicyId::new("flux-system", "flux-system"),
+            declared_at: Located::new("a.yaml", crate::model::Position::new(1, 1)),
+            checkout_branch: Some("release".into()),
+            push_branch: Some("image-updates".into()),
+            author: Some(("fluxcdbot".into(), "bot@flux".into())),
+            update_path: None,
+            message: None,
+            suspended: false,
+        }
+    }
+
+    fn config(git_extra: &str) -> Config {
+        Config::from_str(
+            std::path::Path::new("crowsnest.yaml"),
+            &format!("git:\n  url: file:///srv/fleet.git\n{git_extra}"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_automation_fills_only_the_git_keys_the_config_leaves_unset() {
+        let flux = automation();
+        let (branch, push, author) = effective_git(&config(""), Some(&flux));
+        assert_eq!(
+            (branch.as_str(), push.as_str()),
+            ("release", "image-updates")
+        );
+        assert_eq!(author.name, "fluxcdbot");
+        let set = config("  branch: main\n  author: { name: Bot, email: bot@example.com }\n");
+        let (branch, push, author) = effective_git(&set, Some(&flux));
+        assert_eq!((branch.as_str(), push.as_str()), ("main", "image-updates"));
+        assert_eq!(author.name, "Bot");
+        let no_push = Automation {
+            push_branch: None,
+            ..automation()
+        };
+        let (branch, push, _) = effective_git(&config(""), Some(&no_push));
+        assert_eq!((branch.as_str(), push.as_str()), ("release", "release"));
+        let (branch, push, author) = effective_git(&config(""), None);
+        assert_eq!((branch.as_str(), push.as_str()), ("main", "main"));
+        assert_eq!(author, Author::default());
+    }
+
     #[test]
     fn tags_of_references() {
         assert_eq!(tag_of("ghcr.io/a/b:1.2.3"), Some("1.2.3"));

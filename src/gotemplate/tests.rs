@@ -163,10 +163,6 @@ fn conditions_functions_and_values() {
         ),
         ("a  {{- /* a comment */ -}}  b {{- \" c\" }}", "ab c"),
         (
-            "{{ if contains \"x:\" (index .Changed.Changes 0).OldValue }}y{{ end }}",
-            "",
-        ),
-        (
             "{{ range $c := .Changed.Changes }}{{ if hasPrefix \"x\" $c.NewValue }}{{ $c.NewValue }}{{ end }}{{ end }}",
             "x:2",
         ),
@@ -176,10 +172,6 @@ fn conditions_functions_and_values() {
         ),
     ];
     for (source, want) in cases {
-        if source.contains(").OldValue") {
-            assert!(parse_error(source).contains("a field of a parenthesized pipeline"));
-            continue;
-        }
         assert_eq!(render(source), want, "{source}");
     }
 }
@@ -203,13 +195,13 @@ fn unsupported_constructs_are_named_with_their_place() {
         ("{{ range .Changed.Changes }}", "{{range}} has no {{end}}"),
         ("{{ end }}", "unexpected {{end}}"),
         ("{{ .A ", "unclosed action"),
-        ("{{ printf \"%x\" 1 }}", ""),
         ("{{ 1.5 }}", "only decimal integer literals"),
+        (
+            "{{ (index .Changed.Changes 0).OldValue }}",
+            "a field of a parenthesized pipeline is not supported",
+        ),
     ];
     for (source, want) in cases {
-        if want.is_empty() {
-            continue;
-        }
         let e = parse_error(source);
         assert!(e.contains(want), "{source:?}: {e}");
     }

@@ -150,6 +150,8 @@ impl Inventory {
             inventory.files.clear();
         }
         findings.sort();
+        // A YAML error in a file of Flux objects is found by both readers.
+        findings.dedup();
         inventory.warnings.sort();
         Ok((inventory, findings))
     }

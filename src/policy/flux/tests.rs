@@ -314,3 +314,13 @@ fn template_data_groups_changes_by_file_and_object() {
         "a:b:tag"
     );
 }
+
+#[test]
+fn export_style_separators_and_empty_documents_are_fine() {
+    // `flux create ... --export` starts each object with `---`; files often
+    // end with one too.
+    let text = format!("---\n{}---\n", GUIDE.trim_start_matches("---\n"));
+    let objects = read(&text);
+    assert_eq!(objects.resolve().policies.len(), 1);
+    assert!(parse_policy_file("a.yaml", &text).unwrap().is_empty());
+}
