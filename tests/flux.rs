@@ -341,3 +341,43 @@ fn the_automation_push_branch_gets_the_commit_and_main_stays() {
         ]
     );
 }
+
+fn check(fx: &Fixture, files: &[(&'static str, String)]) -> Output {
+    let checkout = fx.dir.path().join("checkout");
+    for (path, text) in files {
+        let full = checkout.join(path);
+        std::fs::create_dir_all(full.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(full, text).expect("write");
+    }
+    Command::new(env!("CARGO_BIN_EXE_crowsnest"))
+        .args(["check", checkout.to_str().expect("utf-8 path"), "--config"])
+        .arg(fx.config())
+        .output()
+        .expect("run crowsnest check")
+}
+
+#[test]
+fn check_names_cluster_only_fields_and_refuses_templates_it_cannot_render() {
+    let fx = Fixture::new("main");
+    let output = check(&fx, &fx.files);
+    assert_ok(&output);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("warning: clusters/my-cluster/podinfo-registry.yaml:12:5: spec.secretRef needs a Kubernetes cluster and is ignored"),
+        "{stderr}"
+    );
+
+    // A Sprig function outside the subset: refused at its place, nothing rendered.
+    let mut files = fx.files.clone();
+    for (path, text) in &mut files {
+        if path.ends_with("flux-system-automation.yaml") {
+            *text = text.replace("{{print .OldValue}}", "{{print (.OldValue | title)}}");
+        }
+    }
+    let output = check(&fx, &files);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout).trim_end(),
+        "clusters/my-cluster/flux-system-automation.yaml:16:24: git.commit.messageTemplate: line 1, column 48: function \"title\" is not supported by crowsnest's Flux template subset (supported: print, println, printf, len, index, eq, ne, lt, le, gt, ge, not, and, or, lower, upper, trim, trimPrefix, trimSuffix, contains, hasPrefix, hasSuffix, replace, join)"
+    );
+}
