@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 #[cfg(feature = "runtime")]
 pub mod git;
+pub mod gotemplate;
 #[cfg(feature = "runtime")]
 pub mod http;
 pub mod inventory;

@@ -9,7 +9,7 @@
 //! pushes nothing, as `crowsnest check` would. A registry failure only holds
 //! back the policies on that image; the others still update.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,14 +17,14 @@ use futures::StreamExt;
 use tracing::{info, instrument, warn};
 
 use crate::audit;
-use crate::config::Config;
+use crate::config::{Author, Config};
 use crate::git::{self, Base, MessageInput, PushOutcome, Repo, TreeFile};
-use crate::inventory::{FileSource, Finding, Inventory, SourceError};
+use crate::inventory::{self, FileSource, Finding, Inventory, SourceError};
 use crate::manifests::{self, Edit};
 use crate::model::{
     Change, DigestReflection, Field, ImageName, ImageUpdate, Located, PolicyId, Selection,
 };
-use crate::policy::Policy;
+use crate::policy::{Automation, FluxChange, Policy};
 use crate::registry::{Registry, RegistryError};
 
 /// How many times a pass re-plans after the remote moved under it.
@@ -47,6 +47,9 @@ pub enum ReconcileError {
     KeptMoving { branch: String, attempts: u32 },
     #[error("push to {branch} was rejected by the remote: {message}")]
     Rejected { branch: String, message: String },
+    /// A Flux `messageTemplate` that could not be rendered for this commit.
+    #[error("{at}: {message}")]
+    FluxTemplate { at: Located, message: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -60,6 +63,7 @@ impl ReconcileError {
             ReconcileError::Registry(_) => "registry",
             ReconcileError::KeptMoving { .. } => "conflict",
             ReconcileError::Rejected { .. } => "push_rejected",
+            ReconcileError::FluxTemplate { .. } => "template",
             ReconcileError::Internal(_) => "internal",
         }
     }
@@ -112,6 +116,8 @@ pub struct Reconciler {
     config: Config,
     registry: Registry,
     repo: Arc<Mutex<Repo>>,
+    /// Warnings already logged, so the daemon says each one once.
+    warned: Mutex<HashSet<String>>,
 }
 
 impl Reconciler {
@@ -125,6 +131,7 @@ impl Reconciler {
             config,
             registry,
             repo: Arc::new(Mutex::new(repo)),
+            warned: Mutex::new(HashSet::new()),
         })
     }
 
@@ -149,6 +156,10 @@ impl Reconciler {
                 }
                 return Ok(report);
             }
+            self.warn_once(&inventory.warnings);
+            for policy in inventory.used_policies().iter().filter(|p| p.insecure) {
+                self.registry.allow_plain_http(&policy.image.registry);
+            }
             let selections = self.select(&inventory, &mut report.failures).await;
             let edits = plan(&inventory, &selections, &mut report);
             report.selections = selections;
@@ -160,6 +171,7 @@ impl Reconciler {
             if files.is_empty() {
                 return Ok(report);
             }
+            let flux_text = self.flux_message(&inventory, &report.changes)?;
             let repo = self.repo.clone();
             let changes = report.changes.clone();
             let updates = report.updates.clone();
@@ -167,11 +179,15 @@ impl Reconciler {
             let (message, outcome) = blocking(move || {
                 let repo = repo.lock().map_err(|_| poisoned())?;
                 let trailers = audit::trailer_lines(&updates);
-                let message = repo.message(&MessageInput {
-                    changes: &changes,
-                    updates: &updates,
-                    trailers: &trailers,
-                })?;
+                let message =
+                    match flux_text.and_then(|t| git::message::with_trailers(&t, &trailers)) {
+                        Some(message) => message,
+                        None => repo.message(&MessageInput {
+                            changes: &changes,
+                            updates: &updates,
+                            trailers: &trailers,
+                        })?,
+                    };
                 if dry_run {
                     return Ok::<_, ReconcileError>((message, None));
                 }
@@ -213,19 +229,82 @@ impl Reconciler {
         })
     }
 
-    /// Fetches and reads policies and setters from the fetched tip.
+    /// Fetches and reads policies and setters from the fetched tip. A Flux
+    /// `ImageUpdateAutomation` found there supplies the branches and the
+    /// author the config leaves unset; when its branches differ from the
+    /// ones fetched, they are fetched and read instead (once per pass).
     async fn snapshot(&self) -> Result<(Base, Inventory, Vec<Finding>), ReconcileError> {
         let repo = self.repo.clone();
-        let policies_dir = self.config.git.policies.clone();
-        let scan_dir = self.config.git.path.clone();
+        let config = self.config.clone();
         blocking(move || {
             let mut repo = repo.lock().map_err(|_| poisoned())?;
-            let base = repo.fetch()?;
-            let source = GitSource::new(&repo, &base)?;
-            let (inventory, findings) = Inventory::build(&source, &policies_dir, &scan_dir)?;
+            let mut base = repo.fetch()?;
+            let (mut inventory, mut findings) = read_inventory(&repo, &base, &config)?;
+            let (branch, push_branch, author) =
+                effective_git(&config, inventory.automation.as_ref());
+            repo.set_author(author);
+            if repo.set_branches(&branch, &push_branch) {
+                base = repo.fetch()?;
+                (inventory, findings) = read_inventory(&repo, &base, &config)?;
+            }
             Ok((base, inventory, findings))
         })
         .await?
+    }
+
+    /// Logs each warning the first time a pass meets it.
+    fn warn_once(&self, warnings: &[Finding]) {
+        let Ok(mut warned) = self.warned.lock() else {
+            return;
+        };
+        for warning in warnings {
+            if warned.insert(warning.to_string()) {
+                warn!(%warning, "not applied");
+            }
+        }
+    }
+
+    /// The automation's `messageTemplate` rendered over this commit's
+    /// changes, when the config has no `git.messageTemplate` of its own.
+    fn flux_message(
+        &self,
+        inventory: &Inventory,
+        changes: &[Change],
+    ) -> Result<Option<String>, ReconcileError> {
+        if self.config.git.message_template.is_some() {
+            return Ok(None);
+        }
+        let Some(automation) = &inventory.automation else {
+            return Ok(None);
+        };
+        let Some(message) = &automation.message else {
+            return Ok(None);
+        };
+        let mut ids = HashMap::new();
+        let mut flux_changes = Vec::with_capacity(changes.len());
+        for change in changes {
+            let objects = ids.entry(change.at.file.as_str()).or_insert_with(|| {
+                inventory
+                    .files
+                    .get(&change.at.file)
+                    .map(|f| crate::policy::object_ids(&f.text))
+                    .unwrap_or_default()
+            });
+            flux_changes.push(FluxChange {
+                file: change.at.file.clone(),
+                object: crate::policy::object_at(objects, change.at.position),
+                old: change.old.clone(),
+                new: change.new.clone(),
+                setter: FluxChange::setter_name(&change.policy, change.field),
+            });
+        }
+        message
+            .render(&automation.id, &flux_changes)
+            .map(Some)
+            .map_err(|message_error| ReconcileError::FluxTemplate {
+                at: message.at.clone(),
+                message: message_error,
+            })
     }
 
     /// Lists each used image once and lets each policy pick.
@@ -372,6 +451,51 @@ impl Reconciler {
         info!(policy = %policy.id, image = %policy.image, tag = %selection.tag, digest = selection.digest.as_deref().unwrap_or(""), "selected");
         Ok(selection)
     }
+}
+
+/// Reads the inventory of `base` the way the config says.
+fn read_inventory(
+    repo: &Repo,
+    base: &Base,
+    config: &Config,
+) -> Result<(Inventory, Vec<Finding>), ReconcileError> {
+    let source = GitSource::new(repo, base)?;
+    let options = inventory::Options {
+        policies_dir: &config.git.policies,
+        scan_dir: &config.git.path,
+        flux_in_scan_dir: config.flux.scan_path,
+        automation: config.flux.automation.as_ref(),
+        automation_path: config.flux.unset.path,
+    };
+    Ok(Inventory::build_with(&source, &options)?)
+}
+
+/// Branch, push branch and author: the config's, except where it leaves
+/// them unset and a Flux `ImageUpdateAutomation` names them (a push branch
+/// defaults to the checkout branch, as in Flux and in the config).
+fn effective_git(config: &Config, automation: Option<&Automation>) -> (String, String, Author) {
+    let git = &config.git;
+    let flux = |value: Option<&String>, unset: bool| value.filter(|_| unset).cloned();
+    let branch = flux(
+        automation.and_then(|a| a.checkout_branch.as_ref()),
+        config.flux.unset.branch,
+    )
+    .unwrap_or_else(|| git.branch.clone());
+    let push_branch = if config.flux.unset.push_branch {
+        automation
+            .and_then(|a| a.push_branch.clone())
+            .unwrap_or_else(|| branch.clone())
+    } else {
+        git.push_branch.clone()
+    };
+    let author = match automation.and_then(|a| a.author.as_ref()) {
+        Some((name, email)) if config.flux.unset.author => Author {
+            name: name.clone(),
+            email: email.clone(),
+        },
+        _ => git.author.clone(),
+    };
+    (branch, push_branch, author)
 }
 
 /// A digest the repository already pins for `tag` of this policy (an
@@ -586,6 +710,51 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn automation() -> Automation {
+        Automation {
+            id: PolicyId::new("flux-system", "flux-system"),
+            declared_at: Located::new("a.yaml", crate::model::Position::new(1, 1)),
+            checkout_branch: Some("release".into()),
+            push_branch: Some("image-updates".into()),
+            author: Some(("fluxcdbot".into(), "bot@flux".into())),
+            update_path: None,
+            message: None,
+            suspended: false,
+        }
+    }
+
+    fn config(git_extra: &str) -> Config {
+        Config::from_str(
+            std::path::Path::new("crowsnest.yaml"),
+            &format!("git:\n  url: file:///srv/fleet.git\n{git_extra}"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_automation_fills_only_the_git_keys_the_config_leaves_unset() {
+        let flux = automation();
+        let (branch, push, author) = effective_git(&config(""), Some(&flux));
+        assert_eq!(
+            (branch.as_str(), push.as_str()),
+            ("release", "image-updates")
+        );
+        assert_eq!(author.name, "fluxcdbot");
+        let set = config("  branch: main\n  author: { name: Bot, email: bot@example.com }\n");
+        let (branch, push, author) = effective_git(&set, Some(&flux));
+        assert_eq!((branch.as_str(), push.as_str()), ("main", "image-updates"));
+        assert_eq!(author.name, "Bot");
+        let no_push = Automation {
+            push_branch: None,
+            ..automation()
+        };
+        let (branch, push, _) = effective_git(&config(""), Some(&no_push));
+        assert_eq!((branch.as_str(), push.as_str()), ("release", "release"));
+        let (branch, push, author) = effective_git(&config(""), None);
+        assert_eq!((branch.as_str(), push.as_str()), ("main", "main"));
+        assert_eq!(author, Author::default());
+    }
 
     #[test]
     fn tags_of_references() {

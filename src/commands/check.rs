@@ -5,7 +5,7 @@
 use crate::cli::{CheckArgs, Exit};
 use crate::commands::report;
 use crate::config::Config;
-use crate::inventory::{DirSource, Inventory};
+use crate::inventory::{DirSource, Inventory, Options};
 
 pub async fn run(args: CheckArgs) -> Exit {
     let mut problems = 0usize;
@@ -26,15 +26,29 @@ pub async fn run(args: CheckArgs) -> Exit {
         (None, Some(_)) => None,
     };
     if let Some(dir) = dir {
-        let (policies_dir, scan_dir) = match &config {
-            Some(c) => (c.git.policies.clone(), c.git.path.clone()),
-            None => ("policies".to_owned(), String::new()),
+        let options = match &config {
+            Some(c) => Options {
+                policies_dir: &c.git.policies,
+                scan_dir: &c.git.path,
+                flux_in_scan_dir: c.flux.scan_path,
+                automation: c.flux.automation.as_ref(),
+                automation_path: c.flux.unset.path,
+            },
+            None => Options {
+                policies_dir: "policies",
+                scan_dir: "",
+                automation_path: true,
+                ..Options::default()
+            },
         };
         let source = DirSource::new(&dir);
-        match Inventory::build(&source, &policies_dir, &scan_dir) {
+        match Inventory::build_with(&source, &options) {
             Ok((inventory, findings)) => {
                 for finding in &findings {
                     println!("{finding}");
+                }
+                for warning in &inventory.warnings {
+                    eprintln!("warning: {warning}");
                 }
                 problems += findings.len();
                 if findings.is_empty() {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use crate::model::Located;
+use crate::model::{Located, PolicyId};
 use crate::yaml::{self, YamlError};
 
 /// Default `scan.interval` and default interval of a policy without one.
@@ -47,6 +47,21 @@ pub struct Config {
     pub scan: ScanConfig,
     pub state_dir: PathBuf,
     pub http: HttpConfig,
+    pub flux: FluxConfig,
+}
+
+/// How Flux image automation objects in the repository are read.
+#[derive(Debug, Clone, Default)]
+pub struct FluxConfig {
+    /// `flux.scanPath`: read Flux objects from every YAML file under
+    /// `git.path` too, not only from `git.policies`.
+    pub scan_path: bool,
+    /// `flux.automation` (`namespace/name`): the `ImageUpdateAutomation`
+    /// to follow when the repository declares several.
+    pub automation: Option<PolicyId>,
+    /// The `git` keys the file leaves unset (their value is the default),
+    /// which a Flux `ImageUpdateAutomation` may supply.
+    pub unset: UnsetGitKeys,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +79,15 @@ pub struct GitConfig {
     pub author: Author,
     pub signing: Option<Signing>,
     pub message_template: Option<String>,
+}
+
+/// `git` keys the config file does not set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnsetGitKeys {
+    pub branch: bool,
+    pub push_branch: bool,
+    pub path: bool,
+    pub author: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -250,6 +274,26 @@ impl Validator<'_> {
             None => PathBuf::from(DEFAULT_STATE_DIR),
         };
         let http = self.http(wire.http.as_ref())?;
+        let git_wire = &wire.git.value;
+        let flux = FluxConfig {
+            scan_path: wire
+                .flux
+                .as_ref()
+                .and_then(|f| f.scan_path)
+                .unwrap_or(false),
+            automation: wire
+                .flux
+                .as_ref()
+                .and_then(|f| f.automation.as_ref())
+                .map(|a| self.automation(a))
+                .transpose()?,
+            unset: UnsetGitKeys {
+                branch: git_wire.branch.is_none(),
+                push_branch: git_wire.push_branch.is_none(),
+                path: git_wire.path.is_none(),
+                author: git_wire.author.is_none(),
+            },
+        };
         Ok(Config {
             source: PathBuf::from(&self.file),
             git,
@@ -257,7 +301,26 @@ impl Validator<'_> {
             scan: ScanConfig { interval },
             state_dir,
             http,
+            flux,
         })
+    }
+
+    /// `namespace/name` of an `ImageUpdateAutomation`.
+    fn automation(&self, value: &Spanned<String>) -> Result<PolicyId, YamlError> {
+        match value.value.split_once('/') {
+            Some((namespace, name))
+                if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+            {
+                Ok(PolicyId::new(namespace, name))
+            }
+            _ => Err(self.err(
+                value,
+                format!(
+                    "flux.automation {:?} must be namespace/name of an ImageUpdateAutomation",
+                    value.value
+                ),
+            )),
+        }
     }
 
     fn git(&self, spanned: &Spanned<wire::GitWire>) -> Result<GitConfig, YamlError> {

@@ -320,3 +320,44 @@ fn branch_names_follow_git_check_ref_format() {
         assert_eq!(git.status.success(), valid, "git disagrees on {name:?}");
     }
 }
+
+#[test]
+fn flux_keys_and_which_git_keys_are_left_to_an_automation() {
+    let config = load("git:\n  url: file:///srv/fleet.git\n").unwrap();
+    assert_eq!(
+        config.flux.unset,
+        UnsetGitKeys {
+            branch: true,
+            push_branch: true,
+            path: true,
+            author: true
+        }
+    );
+    assert!(!config.flux.scan_path && config.flux.automation.is_none());
+    let config = load(
+        "git:\n  url: file:///srv/fleet.git\n  branch: main\n  path: clusters\nflux:\n  scanPath: true\n  automation: flux-system/apps\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.flux.unset,
+        UnsetGitKeys {
+            branch: false,
+            push_branch: true,
+            path: false,
+            author: true
+        }
+    );
+    assert!(config.flux.scan_path);
+    assert_eq!(
+        config.flux.automation,
+        Some(PolicyId::new("flux-system", "apps"))
+    );
+    assert_eq!(
+        error("git:\n  url: file:///srv/fleet.git\nflux:\n  automation: apps\n"),
+        "/etc/crowsnest/crowsnest.yaml:4:15: flux.automation \"apps\" must be namespace/name of an ImageUpdateAutomation"
+    );
+    assert!(
+        error("git:\n  url: file:///srv/fleet.git\nflux:\n  scanpath: true\n")
+            .starts_with("/etc/crowsnest/crowsnest.yaml:4:3: unknown field `scanpath`")
+    );
+}

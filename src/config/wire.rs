@@ -17,6 +17,8 @@ pub struct ConfigWire {
     pub state_dir: Option<Spanned<String>>,
     #[serde(default)]
     pub http: Option<HttpWire>,
+    #[serde(default)]
+    pub flux: Option<FluxWire>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,4 +111,13 @@ pub struct HttpWire {
     pub listen: Option<Spanned<String>>,
     #[serde(default)]
     pub webhook_token_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FluxWire {
+    #[serde(default)]
+    pub scan_path: Option<bool>,
+    #[serde(default)]
+    pub automation: Option<Spanned<String>>,
 }

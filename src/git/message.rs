@@ -136,6 +136,22 @@ pub fn compose(
     Ok(message)
 }
 
+/// A message rendered elsewhere (a Flux `messageTemplate`), trimmed, then
+/// the trailers, as [`compose`] ends every message; `None` when the text
+/// is empty.
+pub fn with_trailers(text: &str, trailers: &[String]) -> Option<String> {
+    let mut message = text.trim().to_owned();
+    if message.is_empty() {
+        return None;
+    }
+    if !trailers.is_empty() {
+        message.push_str("\n\n");
+        message.push_str(&trailers.join("\n"));
+    }
+    message.push('\n');
+    Some(message)
+}
+
 /// `Update image X` (or `Update N images`), a blank line, and one line per
 /// changed scalar.
 fn default_text(input: &MessageInput<'_>) -> String {

@@ -330,6 +330,31 @@ impl Repo {
         self.stats
     }
 
+    /// Follows other branches from the next [`Repo::fetch`] on (a Flux
+    /// `ImageUpdateAutomation` naming them where the config does not).
+    /// Returns `true` when they changed.
+    pub fn set_branches(&mut self, branch: &str, push_branch: &str) -> bool {
+        if self.branch == branch && self.push_branch == push_branch {
+            return false;
+        }
+        info!(
+            branch,
+            push_branch, "following the branches the ImageUpdateAutomation names"
+        );
+        self.branch = branch.to_owned();
+        self.push_branch = push_branch.to_owned();
+        true
+    }
+
+    /// The author (and committer) of the next commits.
+    pub fn set_author(&mut self, author: Author) {
+        self.author = author;
+    }
+
+    pub fn author(&self) -> &Author {
+        &self.author
+    }
+
     /// The configured signer, if any.
     pub fn signer(&self) -> Option<&Signer> {
         self.signer.as_ref()

@@ -5,13 +5,13 @@
 //! Problems are collected as [`Finding`]s (`file:line:col: message`) rather
 //! than stopping at the first, so one run shows everything to fix.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::manifests::{self, Setter};
 use crate::model::{Located, PolicyId, Position};
-use crate::policy::{self, Policy};
+use crate::policy::{self, Automation, FluxObjects, Policy};
 
 /// The largest manifest crowsnest reads, in bytes; larger files are reported.
 pub const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
@@ -73,6 +73,34 @@ pub struct Inventory {
     pub policies: BTreeMap<PolicyId, Policy>,
     /// Repository-relative path to the file's setters.
     pub files: BTreeMap<String, ManifestFile>,
+    /// The Flux `ImageUpdateAutomation` that applies, if the repository has one.
+    pub automation: Option<Automation>,
+    /// Things that do not stop a pass but that the user should know: Flux
+    /// fields crowsnest cannot honour, suspended policies.
+    pub warnings: Vec<Finding>,
+    /// The folder markers were read from (`scan_dir`, or the automation's
+    /// `update.path` when [`Options::automation_path`] allows it).
+    pub scan_dir: String,
+    /// Flux policies with `suspend: true`; their markers are left alone.
+    suspended: BTreeSet<PolicyId>,
+}
+
+/// Where an [`Inventory`] reads from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options<'a> {
+    /// Folder of policy files (crowsnest's and Flux's objects).
+    pub policies_dir: &'a str,
+    /// Folder scanned for markers.
+    pub scan_dir: &'a str,
+    /// Read Flux objects from every YAML file under `scan_dir` too
+    /// (`flux.scanPath`).
+    pub flux_in_scan_dir: bool,
+    /// The `ImageUpdateAutomation` to follow when there are several
+    /// (`flux.automation`).
+    pub automation: Option<&'a PolicyId>,
+    /// Take the automation's `update.path` as the scan folder (the daemon
+    /// config leaves `git.path` unset).
+    pub automation_path: bool,
 }
 
 impl Inventory {
@@ -82,13 +110,49 @@ impl Inventory {
         policies_dir: &str,
         scan_dir: &str,
     ) -> Result<(Inventory, Vec<Finding>), SourceError> {
+        Self::build_with(
+            source,
+            &Options {
+                policies_dir,
+                scan_dir,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Reads policies, Flux objects and setters as `options` say.
+    pub fn build_with(
+        source: &dyn FileSource,
+        options: &Options<'_>,
+    ) -> Result<(Inventory, Vec<Finding>), SourceError> {
         let mut findings = Vec::new();
         let mut inventory = Inventory::default();
-        inventory.load_policies(source, policies_dir, &mut findings)?;
-        inventory.load_markers(source, scan_dir, &mut findings)?;
+        inventory.load_policies(source, options, &mut findings)?;
+        inventory.scan_dir = match &inventory.automation {
+            Some(Automation {
+                update_path: Some(path),
+                ..
+            }) if options.automation_path => path.clone(),
+            _ => options.scan_dir.to_owned(),
+        };
+        let scan_dir = inventory.scan_dir.clone();
+        inventory.load_markers(source, &scan_dir, &mut findings)?;
         inventory.load_targets(source, &mut findings)?;
         inventory.check_digest_setters(&mut findings);
+        if let Some(automation) = inventory.automation.as_ref().filter(|a| a.suspended) {
+            inventory.warnings.push(Finding::new(
+                automation.declared_at.clone(),
+                format!(
+                    "ImageUpdateAutomation {}/{} is suspended (spec.suspend: true): crowsnest changes nothing until it is resumed",
+                    automation.id.namespace, automation.id.name
+                ),
+            ));
+            inventory.files.clear();
+        }
         findings.sort();
+        // A YAML error in a file of Flux objects is found by both readers.
+        findings.dedup();
+        inventory.warnings.sort();
         Ok((inventory, findings))
     }
 
@@ -109,35 +173,101 @@ impl Inventory {
     fn load_policies(
         &mut self,
         source: &dyn FileSource,
-        dir: &str,
+        options: &Options<'_>,
         findings: &mut Vec<Finding>,
     ) -> Result<(), SourceError> {
         let mut declared: HashMap<PolicyId, Located> = HashMap::new();
-        for path in source.list(dir)? {
-            if !(path.ends_with(".yaml") || path.ends_with(".yml")) {
+        let mut flux = FluxObjects::default();
+        let is_yaml = |p: &str| p.ends_with(".yaml") || p.ends_with(".yml");
+        let policy_files = source.list(options.policies_dir)?;
+        for path in &policy_files {
+            if !is_yaml(path) {
                 continue;
             }
-            let Some(text) = read_text(source, &path, findings)? else {
+            let Some(text) = read_text(source, path, findings)? else {
                 continue;
             };
-            match policy::parse_policy_file(&path, &text) {
+            if let Err(e) = flux.read(path, &text) {
+                findings.push(finding_from_error(path, &e.to_string()));
+            }
+            match policy::parse_policy_file(path, &text) {
                 Ok(policies) => {
                     for policy in policies {
-                        if let Some(first) = declared.get(&policy.id) {
-                            findings.push(Finding::new(
-                                policy.declared_at.clone(),
-                                format!("policy {} is already declared at {first}", policy.id),
-                            ));
-                            continue;
-                        }
-                        declared.insert(policy.id.clone(), policy.declared_at.clone());
-                        self.policies.insert(policy.id.clone(), policy);
+                        self.declare(policy, &mut declared, findings);
                     }
                 }
-                Err(e) => findings.push(finding_from_error(&path, &e.to_string())),
+                Err(e) => findings.push(finding_from_error(path, &e.to_string())),
             }
         }
+        if options.flux_in_scan_dir {
+            for path in source.list(options.scan_dir)? {
+                if !is_yaml(&path) || policy_files.contains(&path) {
+                    continue;
+                }
+                let Some(bytes) = source.read(&path)? else {
+                    continue;
+                };
+                if memchr::memmem::find(&bytes, policy::flux::GROUP.as_bytes()).is_none() {
+                    continue;
+                }
+                let Some(text) = text_of(&path, bytes, findings) else {
+                    continue;
+                };
+                if let Err(e) = flux.read(&path, &text) {
+                    findings.push(finding_from_error(&path, &e.to_string()));
+                }
+            }
+        }
+        let resolved = flux.resolve();
+        for e in resolved.errors {
+            findings.push(finding_from_error(&e.at().file.clone(), &e.to_string()));
+        }
+        for policy in resolved.policies {
+            self.declare(policy, &mut declared, findings);
+        }
+        for policy in resolved.suspended {
+            self.warnings.push(Finding::new(
+                policy.declared_at.clone(),
+                format!(
+                    "ImagePolicy {} is suspended (its own or its ImageRepository's spec.suspend: true): crowsnest leaves its markers as they are",
+                    policy.id
+                ),
+            ));
+            self.suspended.insert(policy.id);
+        }
+        match flux.automation(options.automation) {
+            Ok(automation) => self.automation = automation.cloned(),
+            Err(message) => {
+                let at = flux.automations.first().map_or_else(
+                    || Located::new(options.policies_dir, Position::new(1, 1)),
+                    |a| a.declared_at.clone(),
+                );
+                findings.push(Finding::new(at, message));
+            }
+        }
+        self.warnings.extend(
+            flux.warnings
+                .into_iter()
+                .map(|w| Finding::new(w.at, w.message)),
+        );
         Ok(())
+    }
+
+    fn declare(
+        &mut self,
+        policy: Policy,
+        declared: &mut HashMap<PolicyId, Located>,
+        findings: &mut Vec<Finding>,
+    ) {
+        if let Some(first) = declared.get(&policy.id) {
+            findings.push(Finding::new(
+                policy.declared_at.clone(),
+                format!("policy {} is already declared at {first}", policy.id),
+            ));
+            return;
+        }
+        declared.insert(policy.id.clone(), policy.declared_at.clone());
+        self.policies.insert(policy.id.clone(), policy);
     }
 
     fn load_markers(
@@ -166,6 +296,8 @@ impl Inventory {
                     for setter in setters {
                         if self.policies.contains_key(&setter.policy) {
                             known.push(setter);
+                        } else if self.suspended.contains(&setter.policy) {
+                            continue;
                         } else {
                             findings.push(Finding::new(
                                 Located::new(&path, setter.at),

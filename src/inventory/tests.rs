@@ -176,3 +176,135 @@ fn digest_setters_need_digest_reflection() {
     assert!(findings.is_empty(), "{findings:?}");
     assert_eq!(inventory.files["apps/kustomization.yaml"].setters.len(), 1);
 }
+
+const FLUX_REPOSITORY: &str = "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageRepository\nmetadata:\n  name: podinfo\n  namespace: flux-system\nspec:\n  image: ghcr.io/stefanprodan/podinfo\n  interval: 5m\n  secretRef:\n    name: regcred\n";
+const FLUX_POLICY: &str = "apiVersion: image.toolkit.fluxcd.io/v1\nkind: ImagePolicy\nmetadata:\n  name: podinfo\n  namespace: flux-system\nspec:\n  imageRepositoryRef:\n    name: podinfo\n  policy:\n    semver:\n      range: 5.0.x\n";
+const FLUX_AUTOMATION: &str = "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageUpdateAutomation\nmetadata:\n  name: flux-system\n  namespace: flux-system\nspec:\n  interval: 30m\n  update:\n    path: ./clusters/my-cluster\n";
+const FLUX_DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: podinfo\nspec:\n  template:\n    spec:\n      containers:\n        - image: ghcr.io/stefanprodan/podinfo:5.0.0 # {\"$imagepolicy\": \"flux-system:podinfo\"}\n";
+
+#[test]
+fn flux_objects_next_to_the_manifests_are_policies_and_the_automation_sets_the_path() {
+    let files = [
+        ("clusters/my-cluster/podinfo-registry.yaml", FLUX_REPOSITORY),
+        ("clusters/my-cluster/podinfo-policy.yaml", FLUX_POLICY),
+        (
+            "clusters/my-cluster/flux-system-automation.yaml",
+            FLUX_AUTOMATION,
+        ),
+        (
+            "clusters/my-cluster/podinfo-deployment.yaml",
+            FLUX_DEPLOYMENT,
+        ),
+        (
+            "other/stale.yaml",
+            "image: x:1 # {\"$imagepolicy\": \"flux-system:gone\"}\n",
+        ),
+    ];
+    let source = Mem::new(&files);
+    let options = Options {
+        policies_dir: "clusters/my-cluster",
+        scan_dir: "",
+        automation_path: true,
+        ..Options::default()
+    };
+    let (inventory, findings) = Inventory::build_with(&source, &options).unwrap();
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(inventory.scan_dir, "clusters/my-cluster");
+    let id = PolicyId::new("flux-system", "podinfo");
+    assert_eq!(
+        inventory.policies[&id].image.written,
+        "ghcr.io/stefanprodan/podinfo"
+    );
+    assert_eq!(
+        inventory.files["clusters/my-cluster/podinfo-deployment.yaml"].setters[0].policy,
+        id
+    );
+    assert_eq!(
+        inventory
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>(),
+        [
+            "clusters/my-cluster/podinfo-registry.yaml:10:5: spec.secretRef needs a Kubernetes cluster and is ignored; set registries.hosts[].username and passwordFile, or registries.dockerConfig, in the crowsnest config"
+        ]
+    );
+
+    // With git.path set in the config, the automation's path is not used
+    // and the stale marker outside it is found.
+    let (_, findings) = Inventory::build_with(
+        &source,
+        &Options {
+            automation_path: false,
+            ..options
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        findings.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+        [
+            "other/stale.yaml:1:8: marker names policy flux-system:gone, which no policy file declares"
+        ]
+    );
+}
+
+#[test]
+fn flux_objects_are_read_from_the_scan_path_only_when_asked() {
+    let files = [
+        ("policies/keep.yaml", POLICY),
+        ("apps/registry.yaml", FLUX_REPOSITORY),
+        ("apps/policy.yaml", FLUX_POLICY),
+        ("apps/deployment.yaml", FLUX_DEPLOYMENT),
+    ];
+    let source = Mem::new(&files);
+    let mut options = Options {
+        policies_dir: "policies",
+        scan_dir: "apps",
+        ..Options::default()
+    };
+    let (_, findings) = Inventory::build_with(&source, &options).unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(
+        findings[0]
+            .message
+            .contains("flux-system:podinfo, which no policy file declares")
+    );
+    options.flux_in_scan_dir = true;
+    let (inventory, findings) = Inventory::build_with(&source, &options).unwrap();
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(inventory.policies.len(), 2);
+    assert_eq!(inventory.files.len(), 1);
+}
+
+#[test]
+fn suspended_flux_objects_leave_their_markers_alone() {
+    let suspended_policy = format!("{FLUX_POLICY}  suspend: true\n");
+    let files = [
+        ("policies/registry.yaml", FLUX_REPOSITORY),
+        ("policies/policy.yaml", suspended_policy.as_str()),
+        ("apps/deployment.yaml", FLUX_DEPLOYMENT),
+    ];
+    let (inventory, findings) = Inventory::build(&Mem::new(&files), "policies", "").unwrap();
+    assert!(findings.is_empty(), "{findings:?}");
+    assert!(inventory.files.is_empty());
+    assert!(inventory.warnings.iter().any(|w| {
+        w.message
+            .contains("ImagePolicy flux-system:podinfo is suspended")
+    }));
+
+    let suspended_automation =
+        FLUX_AUTOMATION.replace("  interval: 30m\n", "  interval: 30m\n  suspend: true\n");
+    let files = [
+        ("policies/registry.yaml", FLUX_REPOSITORY),
+        ("policies/policy.yaml", FLUX_POLICY),
+        ("policies/automation.yaml", suspended_automation.as_str()),
+        ("apps/deployment.yaml", FLUX_DEPLOYMENT),
+    ];
+    let (inventory, findings) = Inventory::build(&Mem::new(&files), "policies", "").unwrap();
+    assert!(findings.is_empty(), "{findings:?}");
+    assert!(inventory.files.is_empty());
+    assert!(inventory.warnings.iter().any(|w| {
+        w.message
+            .contains("is suspended (spec.suspend: true): crowsnest changes nothing")
+    }));
+}

@@ -5,10 +5,10 @@
 //! range or pattern point at the offending character when the scalar is
 //! written on one line.
 //!
-//! A file is read twice: first only `apiVersion`/`kind` of each document, so
-//! a Flux object (whose fields our wire structs do not know) gets the
-//! "not supported yet" error at its position instead of an unknown-field
-//! error; then, when every document is ours, strictly.
+//! A file is read twice: first only `apiVersion`/`kind` of each document,
+//! to tell ours from other Kubernetes objects (Flux's are read by
+//! [`super::flux`]); then our documents strictly: the whole stream when
+//! every document is ours, else each document on its own.
 
 use std::collections::HashMap;
 
@@ -32,7 +32,7 @@ pub const KIND: &str = "ImagePolicy";
 pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// What the user typed.
-mod wire {
+pub(super) mod wire {
     use std::collections::BTreeMap;
 
     use serde::Deserialize;
@@ -137,22 +137,69 @@ mod wire {
     }
 }
 
-/// Parses every `ImagePolicy` of a policy file. `file` names the file in
-/// messages (repository-relative). Duplicate `namespace:name` within the
-/// file is an error; across files, see [`check_unique`].
+/// Parses every `crowsnest/v1` `ImagePolicy` of a policy file. `file`
+/// names the file in messages (repository-relative). Other Kubernetes
+/// objects (Flux's, which [`super::FluxObjects`] reads, and any other
+/// `apiVersion`) are skipped, so a policies folder can be a folder of
+/// cluster manifests; a document without `apiVersion`, or with a
+/// `crowsnest` one that is not ours, is an error. Duplicate
+/// `namespace:name` within the file is an error; across files, see
+/// [`check_unique`].
 pub fn parse_policy_file(file: &str, text: &str) -> Result<Vec<Policy>, PolicyError> {
     let validator = Validator { file, text };
     let headers: Vec<Spanned<wire::HeaderWire>> = yaml::from_str_multiple(file, text)?;
+    let mut ours = Vec::with_capacity(headers.len());
     for header in &headers {
-        validator.header(header)?;
+        ours.push(validator.header(header)?);
     }
-    let documents: Vec<Spanned<wire::DocumentWire>> = yaml::from_str_multiple(file, text)?;
-    let policies = documents
-        .iter()
-        .map(|d| validator.policy(d))
-        .collect::<Result<Vec<_>, _>>()?;
+    let policies = if ours.iter().all(|o| *o) {
+        let documents: Vec<Spanned<wire::DocumentWire>> = yaml::from_str_multiple(file, text)?;
+        documents
+            .iter()
+            .map(|d| validator.policy(d))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        let starts: Vec<u32> = headers
+            .iter()
+            .map(|h| yaml::position(&h.referenced).line)
+            .collect();
+        let mut policies = Vec::new();
+        for (document, is_ours) in document_texts(text, &starts).iter().zip(&ours) {
+            if *is_ours {
+                let parsed: Spanned<wire::DocumentWire> = yaml::from_str(file, document)?;
+                policies.push(validator.policy(&parsed)?);
+            }
+        }
+        policies
+    };
     check_unique(&policies)?;
     Ok(policies)
+}
+
+/// Each document of a stream on its own, for reading the documents of a
+/// file one by one: document `i` runs from line `starts[i]` to the line
+/// before the next document's `---` (or `...`), and is preceded by as many
+/// blank lines as the stream has before it, so that line and column
+/// numbers stay those of the file.
+pub(super) fn document_texts(text: &str, starts: &[u32]) -> Vec<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut documents = Vec::with_capacity(starts.len());
+    for (i, start) in starts.iter().enumerate() {
+        let first = (*start as usize).saturating_sub(1).min(lines.len());
+        let limit = starts
+            .get(i + 1)
+            .map_or(lines.len(), |n| (*n as usize).saturating_sub(1))
+            .clamp(first, lines.len());
+        let end = (first + 1..limit)
+            .find(|&l| lines[l].starts_with("---") || lines[l].starts_with("..."))
+            .unwrap_or(limit);
+        let mut document = "\n".repeat(first);
+        for line in &lines[first..end] {
+            document.push_str(line);
+        }
+        documents.push(document);
+    }
+    documents
 }
 
 /// Fails on the second policy with a `namespace:name` already seen, naming
@@ -192,17 +239,21 @@ fn valid_dns(text: &str, max: usize, dots: bool) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
-struct Validator<'a> {
-    file: &'a str,
-    text: &'a str,
+pub(super) struct Validator<'a> {
+    pub(super) file: &'a str,
+    pub(super) text: &'a str,
 }
 
 impl Validator<'_> {
-    fn at<T>(&self, spanned: &Spanned<T>) -> Located {
+    pub(super) fn at<T>(&self, spanned: &Spanned<T>) -> Located {
         Located::new(self.file, yaml::position(&spanned.referenced))
     }
 
-    fn invalid<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> PolicyError {
+    pub(super) fn invalid<T>(
+        &self,
+        spanned: &Spanned<T>,
+        message: impl Into<String>,
+    ) -> PolicyError {
         PolicyError::Invalid {
             at: self.at(spanned),
             message: message.into(),
@@ -240,7 +291,7 @@ impl Validator<'_> {
         Located::new(self.file, Position::new(start.position.line, column))
     }
 
-    fn pattern_error(
+    pub(super) fn pattern_error(
         &self,
         scalar: &Spanned<String>,
         field: &str,
@@ -254,19 +305,19 @@ impl Validator<'_> {
         }
     }
 
-    fn header(&self, header: &Spanned<wire::HeaderWire>) -> Result<(), PolicyError> {
+    /// `true` for a `crowsnest/v1` `ImagePolicy`, `false` for another
+    /// Kubernetes object (skipped); an error for anything else.
+    fn header(&self, header: &Spanned<wire::HeaderWire>) -> Result<bool, PolicyError> {
         let Some(api_version) = &header.value.api_version else {
             return Err(self.invalid(
                 header,
                 format!(
-                    "document has no apiVersion; policy files hold apiVersion: {API_VERSION}, kind: {KIND}"
+                    "document has no apiVersion; policy files hold apiVersion: {API_VERSION}, kind: {KIND} (or Flux image objects)"
                 ),
             ));
         };
-        if api_version.value.starts_with("image.toolkit.fluxcd.io/") {
-            return Err(PolicyError::FluxNotSupported {
-                at: self.at(api_version),
-            });
+        if !api_version.value.starts_with("crowsnest") {
+            return Ok(false);
         }
         if api_version.value != API_VERSION {
             return Err(self.invalid(
@@ -289,7 +340,7 @@ impl Validator<'_> {
                     kind.value
                 ),
             )),
-            Some(_) => Ok(()),
+            Some(_) => Ok(true),
         }
     }
 
@@ -379,12 +430,13 @@ impl Validator<'_> {
             digest_reflection,
             platform,
             allow_downgrade: spec.allow_downgrade,
+            insecure: false,
             targets,
             declared_at: self.at(document),
         })
     }
 
-    fn rule(&self, policy: &Spanned<wire::RuleWire>) -> Result<Rule, PolicyError> {
+    pub(super) fn rule(&self, policy: &Spanned<wire::RuleWire>) -> Result<Rule, PolicyError> {
         let wire = &policy.value;
         let order = |o: &Spanned<wire::OrderWire>| match &o.value.order {
             None => Ok(Order::Asc),
@@ -416,7 +468,10 @@ impl Validator<'_> {
         }
     }
 
-    fn filter(&self, filter: &Spanned<wire::FilterWire>) -> Result<TagFilter, PolicyError> {
+    pub(super) fn filter(
+        &self,
+        filter: &Spanned<wire::FilterWire>,
+    ) -> Result<TagFilter, PolicyError> {
         let wire = &filter.value;
         let compiled = TagFilter::new(&wire.pattern.value)
             .map_err(|e| self.pattern_error(&wire.pattern, "filterTags.pattern", e))?;

@@ -8,6 +8,9 @@
 //!   explanation ([`Decision`], [`Summary`]) and the downgrade guard.
 //! - [`parse_policy_file`], [`check_unique`]: the `crowsnest/v1`
 //!   `ImagePolicy` format (PRODUCT.md §1).
+//! - [`FluxObjects`]: Flux's `ImageRepository`, `ImagePolicy` and
+//!   `ImageUpdateAutomation` objects, resolved into [`Policy`]s and an
+//!   [`Automation`]; [`template_data`] is Flux's commit template data.
 //!
 //! Semantics follow Flux's image-reflector-controller. Deliberate differences,
 //! each documented where it is implemented:
@@ -23,6 +26,7 @@
 
 mod file;
 mod filter;
+pub mod flux;
 mod select;
 pub mod semver;
 
@@ -33,6 +37,10 @@ use crate::yaml::YamlError;
 
 pub use file::{check_unique, parse_policy_file};
 pub use filter::{Exclusions, TagFilter};
+pub use flux::{
+    Automation, FluxChange, FluxMessage, FluxObjects, ObjectId, Resolved, Warning,
+    may_contain_flux_objects, object_at, object_ids, sample_changes, template_data,
+};
 pub use select::{Candidate, Decision, Order, Pick, Rule, Selector, Summary, Verdict};
 pub use semver::{Dialect, Range, SyntaxError};
 
@@ -61,9 +69,6 @@ pub enum PolicyError {
     /// Any other value that does not validate.
     #[error("{at}: {message}")]
     Invalid { at: Located, message: String },
-    /// A Flux `image.toolkit.fluxcd.io` object (a later issue).
-    #[error("{at}: Flux ImagePolicy/ImageRepository objects are not supported yet")]
-    FluxNotSupported { at: Located },
     /// The same `namespace:name` twice.
     #[error("{at}: policy {id} is declared twice; the first declaration is at {first}")]
     Duplicate {
@@ -81,7 +86,6 @@ impl PolicyError {
             PolicyError::InvalidRange { .. } => "policy_range",
             PolicyError::InvalidPattern { .. } => "policy_pattern",
             PolicyError::Invalid { .. } => "policy_invalid",
-            PolicyError::FluxNotSupported { .. } => "policy_flux_unsupported",
             PolicyError::Duplicate { .. } => "policy_duplicate",
         }
     }
@@ -93,7 +97,6 @@ impl PolicyError {
             PolicyError::InvalidRange { at, .. }
             | PolicyError::InvalidPattern { at, .. }
             | PolicyError::Invalid { at, .. }
-            | PolicyError::FluxNotSupported { at }
             | PolicyError::Duplicate { at, .. } => at,
         }
     }
@@ -114,6 +117,10 @@ pub struct Policy {
     pub digest_reflection: DigestReflection,
     pub platform: Option<Platform>,
     pub allow_downgrade: bool,
+    /// Plain http to the image's registry (a Flux `ImageRepository` with
+    /// `insecure: true`); `false` for crowsnest policies, whose hosts are
+    /// set in the daemon config.
+    pub insecure: bool,
     pub targets: Vec<Target>,
     /// Where the document starts.
     pub declared_at: Located,

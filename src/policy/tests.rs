@@ -165,13 +165,29 @@ fn invalid_patterns_name_the_field_and_place() {
 }
 
 #[test]
-fn flux_objects_are_refused_at_their_position() {
+fn other_kubernetes_objects_are_skipped_and_ours_keep_their_positions() {
     let text = format!(
-        "{FULL}---\napiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageRepository\nmetadata:\n  name: podinfo\nspec:\n  image: ghcr.io/stefanprodan/podinfo\n  interval: 5m\n"
+        "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageRepository\nmetadata:\n  name: podinfo\nspec:\n  image: ghcr.io/stefanprodan/podinfo\n  interval: 5m\n---\napiVersion: v1\nkind: ConfigMap\ndata: {{a: b}}\n---\n{FULL}"
     );
+    let policies = parse(&text).unwrap();
+    assert_eq!(policies.len(), 1);
     assert_eq!(
-        error(&text),
-        "policies/app.yaml:27:13: Flux ImagePolicy/ImageRepository objects are not supported yet"
+        policies[0].declared_at.to_string(),
+        "policies/app.yaml:13:1"
+    );
+    let broken = text.replace("range: \">=6.0.0 <7.0.0\"", "range: \">=6.0.0 <7.0.0 |\"");
+    assert!(
+        error(&broken).starts_with("policies/app.yaml:"),
+        "{}",
+        error(&broken)
+    );
+    let position = error(&text.replace(
+        "  labels: {team: web}\n",
+        "  labels: {team: web}\n  nope: 1\n",
+    ));
+    assert!(
+        position.starts_with("policies/app.yaml:19:3: "),
+        "{position}"
     );
 }
 
@@ -179,8 +195,8 @@ fn flux_objects_are_refused_at_their_position() {
 fn other_documents_are_refused() {
     let cases = [
         (
-            "apiVersion: v1\nkind: ConfigMap\n",
-            "policies/app.yaml:1:13: apiVersion \"v1\" is not supported; policy files hold apiVersion: crowsnest/v1",
+            "apiVersion: crowsnest/v2\nkind: ImagePolicy\n",
+            "policies/app.yaml:1:13: apiVersion \"crowsnest/v2\" is not supported; policy files hold apiVersion: crowsnest/v1",
         ),
         (
             "apiVersion: crowsnest/v1\nkind: Policy\n",
@@ -188,7 +204,7 @@ fn other_documents_are_refused() {
         ),
         (
             "kind: ImagePolicy\n",
-            "policies/app.yaml:1:1: document has no apiVersion; policy files hold apiVersion: crowsnest/v1, kind: ImagePolicy",
+            "policies/app.yaml:1:1: document has no apiVersion; policy files hold apiVersion: crowsnest/v1, kind: ImagePolicy (or Flux image objects)",
         ),
     ];
     for (text, expected) in cases {

@@ -280,6 +280,8 @@ struct Inner {
     tag_digests: Mutex<HashMap<(String, String), String>>,
     scans: Mutex<HashMap<String, RunningScan>>,
     next_scan: std::sync::atomic::AtomicU64,
+    /// Hosts a Flux `ImageRepository` marks `insecure: true`.
+    plain_http: Mutex<HashSet<String>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -356,6 +358,7 @@ impl Registry {
                 tag_digests: Mutex::new(HashMap::new()),
                 scans: Mutex::new(HashMap::new()),
                 next_scan: std::sync::atomic::AtomicU64::new(0),
+                plain_http: Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -522,12 +525,36 @@ impl Registry {
         }
     }
 
+    /// Talks plain http to `host` (`host[:port]` as image names spell it)
+    /// from now on, as `insecure: true` in its config would: what a Flux
+    /// `ImageRepository` with `insecure: true` asks for.
+    pub fn allow_plain_http(&self, host: &str) {
+        if self.host_config(host).is_some_and(|c| c.insecure) {
+            return;
+        }
+        if lock(&self.inner.plain_http).insert(host.to_owned()) {
+            tracing::info!(
+                host,
+                "plain http for this registry (insecure: true on a Flux ImageRepository)"
+            );
+            lock(&self.inner.hosts).remove(host);
+        }
+    }
+
     fn host(&self, name: &str) -> Result<Arc<Host>, RegistryError> {
         let mut hosts = lock(&self.inner.hosts);
         if let Some(host) = hosts.get(name) {
             return Ok(host.clone());
         }
-        let config = self.host_config(name).cloned();
+        let mut config = self.host_config(name).cloned();
+        if lock(&self.inner.plain_http).contains(name) {
+            let mut plain = config.unwrap_or_else(|| HostConfig {
+                host: name.to_owned(),
+                ..HostConfig::default()
+            });
+            plain.insecure = true;
+            config = Some(plain);
+        }
         let client = config
             .as_ref()
             .and_then(|c| self.inner.ca_clients.get(&c.host))
