@@ -575,3 +575,66 @@ async fn every_kind_of_backoff_shows_in_the_metrics_and_the_host_recovers() {
     assert_eq!(tally.retries.values().sum::<u64>(), 4);
     assert_eq!(proxy.seen_matching(TAGS).len(), 5 + 3);
 }
+
+/// `crowsnest once` through the proxy: a failing registry fails the pass
+/// with a message naming it and changes nothing; once it recovers, the
+/// update lands exactly once, signed.
+#[test]
+fn once_changes_nothing_while_the_registry_fails_and_updates_once_it_recovers() {
+    use support::fleet::{Fleet, assert_exit, crowsnest, text};
+    let reg = RegistryServer::start(Auth::Anonymous);
+    let proxy = FaultProxy::start(&reg.url(), Paging::default());
+    let fx = Fleet::new(reg, Some(&proxy.host()));
+    let config = fx.config();
+    let before = fx.remote.tip("main");
+    let once = || {
+        crowsnest(
+            env!("CARGO_BIN_EXE_crowsnest"),
+            fx.dir.path(),
+            &["once", "--config", config.to_str().unwrap()],
+        )
+    };
+    let faults: [(&[Fault], &str); 4] = [
+        (
+            &[
+                Fault::status(500),
+                Fault::status(500),
+                Fault::status(502),
+                Fault::status(503),
+            ],
+            "HTTP 503 4 times",
+        ),
+        (
+            &[Fault::body("application/json", "{\"tags\": [\"6.9.9\"")],
+            "not JSON",
+        ),
+        (
+            &[Fault::body("text/html", "<h1>Service Unavailable</h1>")],
+            "not JSON",
+        ),
+        (&[Fault::too_many("3600")], "rate limited"),
+    ];
+    for (faults, expected) in faults {
+        proxy.inject(TAGS, faults);
+        let output = once();
+        assert_exit(&output, 1);
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "error: default:podinfo: {}/demo/podinfo: ",
+                proxy.host()
+            )),
+            "names the policy, registry and repository: {stderr}"
+        );
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+        assert_eq!(
+            fx.remote.tip("main"),
+            before,
+            "no update while the registry fails"
+        );
+    }
+    assert_exit(&once(), 0);
+    assert_exit(&once(), 0);
+    assert_eq!(fx.deployed(), "6.1.0");
+    assert_eq!(fx.assert_trail(), [fx.trailer("6.0.0", "6.1.0")]);
+}
