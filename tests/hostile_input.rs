@@ -173,6 +173,20 @@ fn symlinks_to_etc_and_out_of_the_repository_are_never_read() {
         stderr.contains("1 policies, 1 setters in 1 files"),
         "{stderr}"
     );
+    for link in [
+        "apps/etc",
+        "apps/evil.yaml",
+        "apps/hosts.yaml",
+        "policies/elsewhere",
+        "policies/passwd.yaml",
+    ] {
+        assert!(
+            stderr.contains(&format!(
+                "note: {link} is a symbolic link; crowsnest never follows links"
+            )),
+            "{link}: {stderr}"
+        );
+    }
 
     // A policy target through a link or out of the tree: refused by name.
     let targets = [
