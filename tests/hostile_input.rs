@@ -363,3 +363,47 @@ fn tags_with_control_characters_or_10000_characters_are_refused_by_tags() {
         assert!(stderr.contains("(10000 bytes) is not a tag"), "{stderr}");
     }
 }
+
+#[test]
+fn hostile_daemon_configs_are_refused_with_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = format!(
+        "git:\n  url: file:///x\n{}",
+        "# padding padding padding padding padding padding padding\n".repeat(1_800_000)
+    );
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "bomb.yaml",
+            format!("git:\n  url: file:///x\n{}", alias_bomb()).into_bytes(),
+            "bomb.yaml:",
+        ),
+        ("deep.yaml", deep(100_000).into_bytes(), "deep.yaml:1:"),
+        (
+            "latin1.yaml",
+            b"git:\n  url: file:///\xff\n".to_vec(),
+            "latin1.yaml: cannot read the config file",
+        ),
+        ("huge.yaml", huge.into_bytes(), "huge.yaml:1:1: file is"),
+        (
+            "escape.yaml",
+            b"git:\n  url: file:///x\n  policies: ../../etc\n".to_vec(),
+            "escape.yaml:3:13: git.policies must stay inside the repository",
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+        let started = Instant::now();
+        let output = crowsnest(BIN, dir.path(), &["check", "--config", name]);
+        assert!(started.elapsed() < Duration::from_secs(20), "{name}");
+        assert_exit(&output, 1);
+        let stdout = text(&output.stdout);
+        assert!(stdout.starts_with(expected), "{name}: {stdout}");
+        let output = crowsnest(BIN, dir.path(), &["once", "--config", name]);
+        assert_exit(&output, 2);
+        assert!(
+            text(&output.stderr).contains(expected),
+            "{name}: {}",
+            text(&output.stderr)
+        );
+    }
+}
