@@ -355,3 +355,286 @@ async fn credentials_follow_a_redirect_only_within_the_same_origin() {
     assert_eq!(there.len(), 1);
     assert_eq!(there[0].authorization, None, "the password stayed home");
 }
+
+#[tokio::test]
+async fn malformed_json_and_error_pages_fail_cleanly_then_the_next_scan_recovers() {
+    let (reg, order) = registry_with(3);
+    let proxy = FaultProxy::start(&reg.url(), Paging::default());
+    let registry = Registry::with_options(&config_for(&proxy.host()), quick()).unwrap();
+    let app = image(&proxy.host());
+    let bodies: [(&str, &str); 5] = [
+        ("application/json", r#"{"name":"demo/app","tags":["1.0.0","#),
+        ("text/html", "<html><body>502 Bad Gateway</body></html>"),
+        ("application/json", r#"{"name":"demo/app","tags":"1.0.0"}"#),
+        ("application/json", r#"{"name":"demo/app","tags":[1,2,3]}"#),
+        ("application/json", ""),
+    ];
+    for (content_type, body) in bodies {
+        proxy.inject(TAGS, &[Fault::body(content_type, body)]);
+        let err = registry.list_tags(&app).await.unwrap_err();
+        assert_eq!(err.kind(), "protocol", "{content_type} {body:?}: {err}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("{}/demo/app: ", proxy.host())),
+            "names the registry and repository: {message}"
+        );
+        assert!(message.contains("not JSON"), "{message}");
+    }
+    assert_eq!(
+        proxy.seen_matching(TAGS).len(),
+        bodies.len(),
+        "a 200 with a bad body is not retried within the scan"
+    );
+    // The faults are over: the next scan reads the real list.
+    assert_eq!(registry.list_tags(&app).await.unwrap(), order);
+}
+
+#[tokio::test]
+async fn a_json_tag_list_under_a_wrong_content_type_is_still_read() {
+    // Some registries and proxies answer tags/list as text/plain or
+    // octet-stream; the body decides, as with docker and skopeo.
+    let (reg, order) = registry_with(3);
+    let proxy = FaultProxy::start(&reg.url(), Paging::default());
+    let registry = Registry::with_options(&config_for(&proxy.host()), quick()).unwrap();
+    for content_type in ["text/plain", "application/octet-stream", "text/html"] {
+        proxy.inject(TAGS, &[Fault::set_header("Content-Type", content_type)]);
+        assert_eq!(
+            registry.list_tags(&image(&proxy.host())).await.unwrap(),
+            order,
+            "{content_type}"
+        );
+    }
+    assert_eq!(proxy.seen_matching(TAGS).len(), 3);
+}
+
+#[tokio::test]
+async fn tags_outside_the_oci_grammar_are_never_offered() {
+    // docker-registry refuses such tags on push, so only a hostile or
+    // broken registry lists them: the proxy plays that registry.
+    let (reg, _) = registry_with(1);
+    let proxy = FaultProxy::start(&reg.url(), Paging::default());
+    let registry = Registry::with_options(&config_for(&proxy.host()), quick()).unwrap();
+    let long = "9".repeat(10_000);
+    let listing = serde_json::json!({"name": "demo/app", "tags": [
+        "1.0.0",
+        "1.0.1\nImage-Update: default:app evil:1 -> evil:2",
+        "\u{1b}[2J1.0.2",
+        "1.0.3\r",
+        "1.0.4\u{0}",
+        long,
+        "../../1.0.5",
+        "1.0.6 # comment",
+        "1.0.7",
+    ]});
+    proxy.inject(
+        TAGS,
+        &[Fault::body("application/json", listing.to_string())],
+    );
+    assert_eq!(
+        registry.list_tags(&image(&proxy.host())).await.unwrap(),
+        ["1.0.0", "1.0.7"]
+    );
+}
+
+#[tokio::test]
+async fn a_forged_or_malformed_digest_is_refused_then_the_real_one_is_read() {
+    let reg = RegistryServer::start(Auth::Anonymous);
+    let pushed = reg.push_tags("demo/app", &["1.0.0"]);
+    let proxy = FaultProxy::start(&reg.url(), Paging::default());
+    let registry = Registry::with_options(&config_for(&proxy.host()), quick()).unwrap();
+    let app = image(&proxy.host());
+    let always = crowsnest::model::DigestReflection::Always;
+    for forged in [
+        "sha256:../../../etc/passwd",
+        "sha256:ABCDEF",
+        "md5:d41d8cd98f00b204e9800998ecf8427e",
+        "sha256:0123 # {\"$imagepolicy\": \"x:y\"}",
+        &format!("sha256:{}", "a".repeat(10_000)),
+    ] {
+        proxy.inject(
+            "/manifests/",
+            &[Fault::set_header("Docker-Content-Digest", forged)],
+        );
+        let err = registry
+            .digest(&app, "1.0.0", always, None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "protocol", "{forged}: {err}");
+        assert!(err.to_string().contains("invalid digest"), "{err}");
+        assert!(
+            err.to_string().len() < 400,
+            "the message stays short: {err}"
+        );
+    }
+    // The GET path (a platform asks for the manifest body) checks it too.
+    let platform = crowsnest::model::Platform::parse("linux/amd64").unwrap();
+    proxy.inject(
+        "/manifests/",
+        &[Fault::set_header("Docker-Content-Digest", "sha1:abc")],
+    );
+    let err = registry
+        .inspect(&app, "1.0.0", Some(&platform))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "protocol", "{err}");
+    // No more faults: the registry's own digest.
+    let digest = registry
+        .digest(&app, "1.0.0", always, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(digest, pushed[0].digest);
+}
+
+#[tokio::test]
+async fn a_100000_tag_list_is_read_and_the_policy_picks_from_all_of_it() {
+    // The proxy serves the list: filling the real registry takes 100,000
+    // pushes (8 minutes here), or 100,000 tag directories in its storage,
+    // which this machine's disk takes many minutes to delete again.
+    let (reg, _) = registry_with(1);
+    let proxy = FaultProxy::start(&reg.url(), Paging::default());
+    let mut tags: Vec<String> = (0..100_000)
+        .map(|i| format!("2.{}.{}", i / 1000, i % 1000))
+        .collect();
+    tags.rotate_left(31_337);
+    let listing = serde_json::json!({"name": "demo/app", "tags": tags});
+    let body = listing.to_string();
+    assert!(body.len() > 1_000_000);
+    proxy.inject(TAGS, &[Fault::body("application/json", body)]);
+    let registry = Registry::with_options(&config_for(&proxy.host()), quick()).unwrap();
+    let started = Instant::now();
+    let listed = registry.list_tags(&image(&proxy.host())).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(listed, tags, "every tag, in the registry's order");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+
+    let range = crowsnest::policy::Range::parse(">=2.0.0 <3.0.0").unwrap();
+    let rule = crowsnest::policy::Rule::Semver(range);
+    let exclusions = crowsnest::policy::Exclusions::default();
+    let selector = crowsnest::policy::Selector {
+        rule: &rule,
+        filter: None,
+        exclusions: &exclusions,
+    };
+    let picked = selector.select(&listed).unwrap();
+    assert_eq!(listed[picked], "2.99.999");
+}
+
+#[tokio::test]
+async fn every_kind_of_backoff_shows_in_the_metrics_and_the_host_recovers() {
+    let (reg, order) = registry_with(2);
+    let proxy = FaultProxy::start(&reg.url(), Paging::default());
+    let options = RegistryOptions {
+        request_timeout: Duration::from_millis(500),
+        max_retries: 4,
+        ..quick()
+    };
+    let registry = Registry::with_options(&config_for(&proxy.host()), options).unwrap();
+    let app = image(&proxy.host());
+    proxy.inject(
+        TAGS,
+        &[
+            Fault::too_many("0"),
+            Fault::status(500),
+            Fault::Drop,
+            Fault::Slow {
+                total: Duration::from_secs(2),
+            },
+        ],
+    );
+    assert_eq!(registry.list_tags(&app).await.unwrap(), order);
+
+    let mut metrics = prometheus_client::registry::Registry::default();
+    registry.register_metrics(&mut metrics);
+    let scrape = |metrics: &prometheus_client::registry::Registry| {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, metrics).unwrap();
+        text
+    };
+    let text = scrape(&metrics);
+    let host = proxy.host();
+    for reason in ["rate_limited", "server_error", "transport", "timeout"] {
+        let line =
+            format!(r#"crowsnest_registry_retries_total{{host="{host}",reason="{reason}"}} 1"#);
+        assert!(text.contains(&line), "missing {line} in\n{text}");
+    }
+    // The dropped connection counts as `error`; the slow answer's head
+    // arrived (200) before its body timed out, so 200 counts twice.
+    for (status, count) in [("429", 1), ("500", 1), ("error", 1), ("200", 2)] {
+        let line = format!(
+            r#"crowsnest_registry_requests_total{{host="{host}",kind="tags",status="{status}"}} {count}"#
+        );
+        assert!(text.contains(&line), "missing {line} in\n{text}");
+    }
+
+    // Recovery: the next scans go straight through, with no retry.
+    for _ in 0..3 {
+        assert_eq!(registry.list_tags(&app).await.unwrap(), order);
+    }
+    let tally = registry.metrics().snapshot();
+    assert_eq!(tally.retries.values().sum::<u64>(), 4);
+    assert_eq!(proxy.seen_matching(TAGS).len(), 5 + 3);
+}
+
+/// `crowsnest once` through the proxy: a failing registry fails the pass
+/// with a message naming it and changes nothing; once it recovers, the
+/// update lands exactly once, signed.
+#[test]
+fn once_changes_nothing_while_the_registry_fails_and_updates_once_it_recovers() {
+    use support::fleet::{Fleet, assert_exit, crowsnest, text};
+    let reg = RegistryServer::start(Auth::Anonymous);
+    let proxy = FaultProxy::start(&reg.url(), Paging::default());
+    let fx = Fleet::new(reg, Some(&proxy.host()));
+    let config = fx.config();
+    let before = fx.remote.tip("main");
+    let once = || {
+        crowsnest(
+            env!("CARGO_BIN_EXE_crowsnest"),
+            fx.dir.path(),
+            &["once", "--config", config.to_str().unwrap()],
+        )
+    };
+    let faults: [(&[Fault], &str); 4] = [
+        (
+            &[
+                Fault::status(500),
+                Fault::status(500),
+                Fault::status(502),
+                Fault::status(503),
+            ],
+            "HTTP 503 4 times",
+        ),
+        (
+            &[Fault::body("application/json", "{\"tags\": [\"6.9.9\"")],
+            "not JSON",
+        ),
+        (
+            &[Fault::body("text/html", "<h1>Service Unavailable</h1>")],
+            "not JSON",
+        ),
+        (&[Fault::too_many("3600")], "rate limited"),
+    ];
+    for (faults, expected) in faults {
+        proxy.inject(TAGS, faults);
+        let output = once();
+        assert_exit(&output, 1);
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "error: default:podinfo: {}/demo/podinfo: ",
+                proxy.host()
+            )),
+            "names the policy, registry and repository: {stderr}"
+        );
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+        assert_eq!(
+            fx.remote.tip("main"),
+            before,
+            "no update while the registry fails"
+        );
+    }
+    assert_exit(&once(), 0);
+    assert_exit(&once(), 0);
+    assert_eq!(fx.deployed(), "6.1.0");
+    assert_eq!(fx.assert_trail(), [fx.trailer("6.0.0", "6.1.0")]);
+}

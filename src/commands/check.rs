@@ -41,6 +41,11 @@ pub async fn run(args: CheckArgs) -> Exit {
                 ..Options::default()
             },
         };
+        for link in symlinks(&dir) {
+            eprintln!(
+                "note: {link} is a symbolic link; crowsnest never follows links, so it is skipped (and never written)"
+            );
+        }
         let source = DirSource::new(&dir);
         match Inventory::build_with(&source, &options) {
             Ok((inventory, findings)) => {
@@ -73,4 +78,23 @@ pub async fn run(args: CheckArgs) -> Exit {
     } else {
         Exit::Failed
     }
+}
+
+/// Symbolic links in the checkout (not under `.git`), repository-relative,
+/// so `check` can say why a file behind one is not read.
+fn symlinks(dir: &std::path::Path) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".git")
+        .filter_map(Result::ok)
+        .filter(|e| e.path_is_symlink())
+        .filter_map(|e| {
+            e.path()
+                .strip_prefix(dir)
+                .ok()
+                .map(|p| p.display().to_string())
+        })
+        .collect()
 }

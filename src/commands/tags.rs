@@ -111,6 +111,44 @@ pub fn parse_tag_list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The tags of a tag list read from `path`. A line longer than 128 bytes
+/// (the OCI limit) or with a byte outside printable ASCII (control
+/// characters, escapes, bidi overrides) is reported on stderr, escaped and
+/// shortened, and left out, so a hostile list can neither be picked from
+/// nor write to the terminal. The rest of the OCI grammar is not enforced
+/// here: lists of semver strings with `+build` metadata are a fair test of
+/// a policy even though registries spell `+` as `_`.
+fn valid_tags(path: &str, text: &str) -> Vec<String> {
+    let mut tags = Vec::new();
+    let mut refused = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        let tag = line.trim();
+        if tag.is_empty() {
+            continue;
+        }
+        if tag.len() <= 128 && tag.bytes().all(|b| b.is_ascii_graphic()) {
+            tags.push(tag.to_owned());
+            continue;
+        }
+        refused += 1;
+        if refused <= 5 {
+            let mut shown: String = tag.chars().take(40).collect();
+            if shown.len() < tag.len() {
+                shown.push('…');
+            }
+            eprintln!(
+                "warning: {path}:{}: {shown:?} ({} bytes) is not a tag: longer than 128 bytes or not printable ASCII; ignored",
+                i + 1,
+                tag.len()
+            );
+        }
+    }
+    if refused > 5 {
+        eprintln!("warning: {path}: {refused} invalid tags ignored in all");
+    }
+    tags
+}
+
 /// The tags of `source`, in the order listed (ties go to the first).
 pub async fn list_tags(source: &TagSource) -> Result<Vec<String>, TagsError> {
     match source {
@@ -122,7 +160,7 @@ pub async fn list_tags(source: &TagSource) -> Result<Vec<String>, TagsError> {
                         path: path.display().to_string(),
                         source,
                     })?;
-            Ok(parse_tag_list(&text))
+            Ok(valid_tags(&path.display().to_string(), &text))
         }
         TagSource::Stdin => {
             let read = tokio::task::spawn_blocking(|| {
@@ -135,7 +173,7 @@ pub async fn list_tags(source: &TagSource) -> Result<Vec<String>, TagsError> {
                 path: "-".into(),
                 source,
             })?;
-            Ok(parse_tag_list(&text))
+            Ok(valid_tags("-", &text))
         }
         TagSource::Registry { image, config } => {
             let registries = match config {

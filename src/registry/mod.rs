@@ -59,7 +59,7 @@ use reqwest::header;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use url::Url;
 
 pub use metrics::{RegistryMetrics, RequestLabels, Tally};
@@ -434,7 +434,8 @@ impl Registry {
             self.expect_ok(&host, repository, &fetched, || format!("tag {tag}"))?;
             head_digest = fetched
                 .header(header::HeaderName::from_static("docker-content-digest"))
-                .map(str::to_owned);
+                .map(|d| checked_digest(&host, repository, d))
+                .transpose()?;
             if let Some(digest) = &head_digest {
                 self.remember_tag(key.clone(), digest);
                 let facts = lock(&self.inner.manifests).get(digest).cloned();
@@ -587,6 +588,7 @@ impl Registry {
         let mut seen = HashSet::new();
         let mut visited = HashSet::new();
         let mut pages = 0;
+        let mut skipped = 0usize;
         loop {
             pages += 1;
             if pages > self.inner.options.max_pages {
@@ -604,6 +606,18 @@ impl Registry {
                 .map_err(|e| protocol(&host, repository, format!("tags/list is not JSON: {e}")))?;
             let before = tags.len();
             for tag in page.tags.unwrap_or_default() {
+                // A tag outside the OCI grammar (control characters, a
+                // newline that would forge a commit trailer, 10,000
+                // characters) is one no registry should list; it is never
+                // offered to a policy, so it can never be written.
+                if !valid_tag(&tag) {
+                    skipped += 1;
+                    if skipped == 1 {
+                        warn!(image = %image, host = %host.name, tag = %preview(&tag),
+                            "the registry listed an invalid tag; ignoring it (and any others)");
+                    }
+                    continue;
+                }
                 if seen.insert(tag.clone()) {
                     tags.push(tag);
                 }
@@ -629,6 +643,9 @@ impl Registry {
                 ));
             }
             url = next;
+        }
+        if skipped > 0 {
+            warn!(image = %image, host = %host.name, skipped, "invalid tags ignored");
         }
         info!(image = %image, host = %host.name, tags = tags.len(), pages,
             elapsed_ms = started.elapsed().as_millis() as u64, "listed tags");
@@ -940,7 +957,7 @@ impl Registry {
                     format!("the manifest's bytes hash to {computed}, not {claimed}"),
                 ))
             }
-            Some(claimed) => Ok(claimed.to_owned()),
+            Some(claimed) => checked_digest(host, repository, claimed),
             None => Ok(computed),
         }
     }
@@ -1004,6 +1021,37 @@ fn protocol(host: &Host, repository: &str, detail: String) -> RegistryError {
 }
 
 /// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`, the distribution spec's tag grammar.
+/// A digest as the OCI spec writes them (`sha256:` and 64 lowercase hex
+/// digits, or `sha512:` and 128): anything else a registry sends is refused
+/// before it can reach a file or a commit message.
+fn checked_digest(host: &Host, repository: &str, digest: &str) -> Result<String, RegistryError> {
+    let valid = match digest.split_once(':') {
+        Some(("sha256", hex)) => hex.len() == 64,
+        Some(("sha512", hex)) => hex.len() == 128,
+        _ => false,
+    } && digest
+        .split_once(':')
+        .is_some_and(|(_, hex)| hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+    if valid {
+        Ok(digest.to_owned())
+    } else {
+        Err(protocol(
+            host,
+            repository,
+            format!("the registry sent an invalid digest {}", preview(digest)),
+        ))
+    }
+}
+
+/// At most 64 characters of registry-supplied text, for a message.
+fn preview(text: &str) -> String {
+    let mut short: String = text.chars().take(64).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    format!("{short:?}")
+}
+
 fn valid_tag(tag: &str) -> bool {
     let bytes = tag.as_bytes();
     !bytes.is_empty()

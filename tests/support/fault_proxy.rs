@@ -5,7 +5,10 @@
 //! - Faults, queued per path substring and consumed one per matching
 //!   request: an HTTP status (429 with `Retry-After`, 500, 503), a dropped
 //!   connection, a truncated body, a body that trickles in slowly, a
-//!   delay, a redirect elsewhere.
+//!   delay, a redirect elsewhere, a body of the test's choosing (malformed
+//!   JSON, an HTML error page, tags no real registry accepts), a header
+//!   rewritten on a forwarded answer (a wrong `Content-Type`, a forged
+//!   `Docker-Content-Digest`).
 //! - Paging of `tags/list` the way Quay and friends do it: at most `cap`
 //!   tags per page, `n` honoured or ignored, `last` honoured, and a
 //!   `Link: <...>; rel="next"` header while more remain. The proxy fetches
@@ -41,6 +44,14 @@ pub enum Fault {
     Delay(Duration),
     /// Answer `307 Temporary Redirect` to this absolute URL.
     Redirect(String),
+    /// Answer with this status, content type and body instead of forwarding.
+    Body {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
+    /// Forward, but replace (or add) one header of the answer.
+    SetHeader { name: String, value: String },
 }
 
 impl Fault {
@@ -48,6 +59,22 @@ impl Fault {
         Fault::Status {
             status,
             retry_after: None,
+        }
+    }
+
+    /// A 200 with this body and content type.
+    pub fn body(content_type: &str, body: impl Into<Vec<u8>>) -> Fault {
+        Fault::Body {
+            status: 200,
+            content_type: content_type.to_owned(),
+            body: body.into(),
+        }
+    }
+
+    pub fn set_header(name: &str, value: &str) -> Fault {
+        Fault::SetHeader {
+            name: name.to_owned(),
+            value: value.to_owned(),
         }
     }
 
@@ -220,6 +247,18 @@ fn handle_counted(state: &State, request: &Request) -> Reply {
             record(307);
             return Reply::Send(Response::new(307).header("Location", location));
         }
+        Some(Fault::Body {
+            status,
+            content_type,
+            body,
+        }) => {
+            record(*status);
+            return Reply::Send(
+                Response::new(*status)
+                    .header("Content-Type", content_type)
+                    .body(body.clone()),
+            );
+        }
         Some(Fault::Delay(pause)) => std::thread::sleep(*pause),
         _ => {}
     }
@@ -230,6 +269,16 @@ fn handle_counted(state: &State, request: &Request) -> Reply {
         paged(state, request)
     } else {
         forward(state, request, request.target.as_str())
+    };
+    let response = match &fault {
+        Some(Fault::SetHeader { name, value }) => {
+            let mut response = response;
+            response
+                .headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+            response.header(name, value)
+        }
+        _ => response,
     };
     record(response.status);
     match fault {

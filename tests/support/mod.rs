@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
+pub mod fleet;
 pub mod git;
 pub mod git_http;
 pub mod http1;
