@@ -55,6 +55,7 @@ mod maintain;
 pub mod message;
 pub mod sign;
 mod transport;
+pub mod verify;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
