@@ -15,6 +15,8 @@ pub mod config;
 #[cfg(feature = "runtime")]
 pub mod git;
 #[cfg(feature = "runtime")]
+pub mod history;
+#[cfg(feature = "runtime")]
 pub mod http;
 pub mod inventory;
 pub mod manifests;
