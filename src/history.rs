@@ -95,8 +95,15 @@ pub struct Trail {
     pub diffed: usize,
 }
 
-/// Opens a repository (a worktree's folder or a bare clone).
+/// Opens a repository (a worktree's folder or a bare clone) for reading
+/// history.
+///
+/// This turns off libgit2's re-hashing of every object it reads
+/// (process-wide): git itself does not re-hash objects read from packs,
+/// and on a long history the SHA-1 of every commit, tree and blob was the
+/// largest single cost. Pack entries are still CRC- and zlib-checked.
 pub fn open(path: &Path) -> Result<Repository, HistoryError> {
+    git2::opts::strict_hash_verification(false);
     Repository::open(path).map_err(|e| HistoryError::Open {
         repo: path.display().to_string(),
         message: e.message().to_owned(),
@@ -123,101 +130,70 @@ pub fn read(
     options: &Options,
     verifier: Option<&Verifier>,
 ) -> Result<Trail, HistoryError> {
-    let mut reader = Reader {
-        repo,
-        options,
-        policies: HashMap::new(),
-        fields: HashMap::new(),
+    let read_error = |what: &str, e: git2::Error| HistoryError::Read {
+        repo: repo.path().display().to_string(),
+        what: what.to_owned(),
+        message: e.message().to_owned(),
     };
-    let mut trail = Trail::default();
     let mut walk = repo
         .revwalk()
-        .map_err(|e| reader.error("the commit graph", e))?;
+        .map_err(|e| read_error("the commit graph", e))?;
     walk.set_sorting(Sort::TIME)
         .and_then(|()| walk.push(tip))
-        .map_err(|e| reader.error("the commit graph", e))?;
-    for id in walk {
-        let id = id.map_err(|e| reader.error("the commit graph", e))?;
-        trail.commits += 1;
-        let commit = repo
-            .find_commit(id)
-            .map_err(|e| reader.error(&format!("commit {id}"), e))?;
-        let time = commit.time().seconds();
-        if !options.filter.keeps_time(time) {
-            continue;
-        }
-        let first = trail.entries.len();
-        let message = commit.message_raw_bytes();
-        let updates = if audit::may_have_trailers(message) {
-            audit::parse_trailers(&String::from_utf8_lossy(message))
-        } else {
-            Vec::new()
-        };
-        let author = || {
-            let a = commit.author();
-            Person {
-                name: String::from_utf8_lossy(a.name_bytes()).into_owned(),
-                email: String::from_utf8_lossy(a.email_bytes()).into_owned(),
-            }
-        };
-        if !updates.is_empty() {
-            for update in updates {
-                let image = image_of(&update.to).to_owned();
-                if !options.filter.keeps_policy(&update.policy)
-                    || !options.filter.keeps_image(Some(&image))
-                {
-                    continue;
-                }
-                trail.entries.push(Entry {
-                    kind: Kind::Update,
-                    time,
-                    commit: id.to_string(),
-                    author: author(),
-                    policy: update.policy,
-                    image: Some(image),
-                    field: None,
-                    file: None,
-                    line: None,
-                    from: update.from,
-                    to: update.to,
-                    signature: None,
-                });
-            }
-        } else if commit.parent_count() > 0 {
-            trail.diffed += 1;
-            for change in reader.manual_changes(&commit)? {
-                if !options.filter.keeps_policy(change.key.policy())
-                    || !options.filter.keeps_image(change.image.as_deref())
-                {
-                    continue;
-                }
-                trail.entries.push(Entry {
-                    kind: Kind::Manual,
-                    time,
-                    commit: id.to_string(),
-                    author: author(),
-                    policy: change.key.policy().clone(),
-                    image: change.image,
-                    field: Some(change.key.field()),
-                    file: Some(change.file),
-                    line: Some(change.line),
-                    from: change.from,
-                    to: change.to,
-                    signature: None,
-                });
-            }
-        }
-        if let Some(verifier) = verifier {
-            if trail.entries.len() > first {
-                let report = verify_commit(repo, verifier, id, time);
-                for entry in &mut trail.entries[first..] {
-                    entry.signature = Some(report.clone());
-                }
-            }
-        }
+        .map_err(|e| read_error("the commit graph", e))?;
+    let ids = walk
+        .collect::<Result<Vec<Oid>, _>>()
+        .map_err(|e| read_error("the commit graph", e))?;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WORKERS)
+        .min(ids.len().div_ceil(MIN_COMMITS_PER_WORKER))
+        .max(1);
+    let mut trail = Trail {
+        commits: ids.len(),
+        ..Trail::default()
+    };
+    if workers == 1 {
+        let mut reader = Reader::new(repo, options)?;
+        reader.read(&ids, verifier, &mut trail)?;
+        return Ok(trail);
+    }
+    // Commits are independent once listed: each worker reads a contiguous
+    // run of them (so its caches see consecutive versions of each folder)
+    // through its own handle on the repository.
+    let path = repo.path().to_owned();
+    let parts = std::thread::scope(|scope| {
+        let handles: Vec<_> = ids
+            .chunks(ids.len().div_ceil(workers))
+            .map(|chunk| {
+                let path = &path;
+                scope.spawn(move || {
+                    let repo = Repository::open(path).map_err(|e| HistoryError::Open {
+                        repo: path.display().to_string(),
+                        message: e.message().to_owned(),
+                    })?;
+                    let mut part = Trail::default();
+                    Reader::new(&repo, options)?.read(chunk, verifier, &mut part)?;
+                    Ok::<Trail, HistoryError>(part)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a history worker panicked"))
+            .collect::<Vec<_>>()
+    });
+    for part in parts {
+        let part = part?;
+        trail.entries.extend(part.entries);
+        trail.diffed += part.diffed;
     }
     Ok(trail)
 }
+
+/// Threads reading history at most, and the least commits worth a thread.
+const MAX_WORKERS: usize = 8;
+const MIN_COMMITS_PER_WORKER: usize = 2_000;
 
 /// The verdict on one commit's signature.
 pub fn verify_commit(
@@ -250,8 +226,14 @@ struct ManualChange {
     to: String,
 }
 
+/// Raw trees kept at most; the cache is emptied when full (a walk needs
+/// only the last few versions of each folder).
+const TREE_CACHE_ENTRIES: usize = 4096;
+
 struct Reader<'r> {
     repo: &'r Repository,
+    odb: git2::Odb<'r>,
+    trees: HashMap<Oid, Rc<[u8]>>,
     options: &'r Options,
     /// By the policy folder's tree id (`Oid::ZERO_SHA1`: no folder).
     policies: HashMap<Oid, Rc<PolicySet>>,
@@ -260,6 +242,110 @@ struct Reader<'r> {
 }
 
 impl<'r> Reader<'r> {
+    fn new(repo: &'r Repository, options: &'r Options) -> Result<Reader<'r>, HistoryError> {
+        let odb = repo.odb().map_err(|e| HistoryError::Read {
+            repo: repo.path().display().to_string(),
+            what: "the object database".into(),
+            message: e.message().to_owned(),
+        })?;
+        Ok(Reader {
+            repo,
+            odb,
+            trees: HashMap::new(),
+            options,
+            policies: HashMap::new(),
+            fields: HashMap::new(),
+        })
+    }
+
+    /// The entries of `ids` (newest first), appended to `trail`.
+    fn read(
+        &mut self,
+        ids: &[Oid],
+        verifier: Option<&Verifier>,
+        trail: &mut Trail,
+    ) -> Result<(), HistoryError> {
+        let filter = &self.options.filter;
+        for &id in ids {
+            let commit = self
+                .repo
+                .find_commit(id)
+                .map_err(|e| self.error(&format!("commit {id}"), e))?;
+            let time = commit.time().seconds();
+            if !filter.keeps_time(time) {
+                continue;
+            }
+            let first = trail.entries.len();
+            let message = commit.message_raw_bytes();
+            let updates = if audit::may_have_trailers(message) {
+                audit::parse_trailers(&String::from_utf8_lossy(message))
+            } else {
+                Vec::new()
+            };
+            let author = || {
+                let a = commit.author();
+                Person {
+                    name: String::from_utf8_lossy(a.name_bytes()).into_owned(),
+                    email: String::from_utf8_lossy(a.email_bytes()).into_owned(),
+                }
+            };
+            if !updates.is_empty() {
+                for update in updates {
+                    let image = image_of(&update.to).to_owned();
+                    if !filter.keeps_policy(&update.policy) || !filter.keeps_image(Some(&image)) {
+                        continue;
+                    }
+                    trail.entries.push(Entry {
+                        kind: Kind::Update,
+                        time,
+                        commit: id.to_string(),
+                        author: author(),
+                        policy: update.policy,
+                        image: Some(image),
+                        field: None,
+                        file: None,
+                        line: None,
+                        from: update.from,
+                        to: update.to,
+                        signature: None,
+                    });
+                }
+            } else if commit.parent_count() > 0 {
+                trail.diffed += 1;
+                for change in self.manual_changes(&commit)? {
+                    if !filter.keeps_policy(change.key.policy())
+                        || !filter.keeps_image(change.image.as_deref())
+                    {
+                        continue;
+                    }
+                    trail.entries.push(Entry {
+                        kind: Kind::Manual,
+                        time,
+                        commit: id.to_string(),
+                        author: author(),
+                        policy: change.key.policy().clone(),
+                        image: change.image,
+                        field: Some(change.key.field()),
+                        file: Some(change.file),
+                        line: Some(change.line),
+                        from: change.from,
+                        to: change.to,
+                        signature: None,
+                    });
+                }
+            }
+            if let Some(verifier) = verifier {
+                if trail.entries.len() > first {
+                    let report = verify_commit(self.repo, verifier, id, time);
+                    for entry in &mut trail.entries[first..] {
+                        entry.signature = Some(report.clone());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn error(&self, what: &str, e: git2::Error) -> HistoryError {
         HistoryError::Read {
             repo: self.repo.path().display().to_string(),
@@ -291,15 +377,13 @@ impl<'r> Reader<'r> {
         if old_root == new_root {
             return Ok(Vec::new());
         }
-        let new_tree = self.tree(new_root)?;
-        let old_tree = self.tree(old_root)?;
-        let new_set = self.policy_set(&new_tree)?;
-        let old_set = self.policy_set(&old_tree)?;
+        let new_set = self.policy_set(&self.tree(new_root)?)?;
+        let old_set = self.policy_set(&self.tree(old_root)?)?;
         let mut changed = Vec::new();
         let mut prefix = String::new();
         self.diff(
-            &old_tree,
-            &new_tree,
+            old_root,
+            new_root,
             &mut prefix,
             &[&old_set, &new_set],
             &mut changed,
@@ -317,6 +401,11 @@ impl<'r> Reader<'r> {
             .collect::<Result<_, HistoryError>>()?;
         let mut found = Vec::new();
         'files: for (path, old_blob, new_blob) in changed {
+            let targeted =
+                old_set.targets.contains_key(&path) || new_set.targets.contains_key(&path);
+            if !targeted && !self.may_change_markers(&path, old_blob, new_blob)? {
+                continue;
+            }
             let old = self.fields(old_blob, &path, &old_set)?;
             let new = self.fields(new_blob, &path, &new_set)?;
             let mut changes = fields::changes(&old, &new);
@@ -349,46 +438,89 @@ impl<'r> Reader<'r> {
 
     /// Files present in both trees with different blobs, restricted to
     /// paths that can hold managed fields: `(path, old blob, new blob)`.
+    /// Walks the raw tree objects side by side (they are sorted the same
+    /// way), so a folder of hundreds of entries costs one pass and no
+    /// lookups.
     fn diff(
-        &self,
-        old: &Tree<'r>,
-        new: &Tree<'r>,
+        &mut self,
+        old: Oid,
+        new: Oid,
         prefix: &mut String,
         sets: &[&PolicySet],
         out: &mut Vec<(String, Oid, Oid)>,
     ) -> Result<(), HistoryError> {
-        for entry in new.iter() {
-            let Some(before) = old.get_name_bytes(entry.name_bytes()) else {
-                continue;
-            };
-            if before.id() == entry.id() {
-                continue;
-            }
-            let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
-                continue;
-            };
-            let len = prefix.len();
-            prefix.push_str(name);
-            match (before.kind(), entry.kind()) {
-                (Some(ObjectType::Tree), Some(ObjectType::Tree)) => {
-                    if self.may_hold_fields(prefix, sets) {
-                        let (a, b) = (self.tree(before.id())?, self.tree(entry.id())?);
-                        prefix.push('/');
-                        self.diff(&a, &b, prefix, sets, out)?;
+        let (a, b) = (self.raw_tree(old)?, self.raw_tree(new)?);
+        let mut subtrees = Vec::new();
+        let (mut left, mut right) = (RawEntries(&a), RawEntries(&b));
+        let (mut x, mut y) = (left.next(), right.next());
+        while let (Some(l), Some(r)) = (x, y) {
+            match git_order(&l, &r) {
+                std::cmp::Ordering::Less => x = left.next(),
+                std::cmp::Ordering::Greater => y = right.next(),
+                std::cmp::Ordering::Equal => {
+                    if l.id != r.id {
+                        if let Ok(name) = std::str::from_utf8(r.name) {
+                            let len = prefix.len();
+                            prefix.push_str(name);
+                            if l.is_tree() && r.is_tree() {
+                                if self.may_hold_fields(prefix, sets) {
+                                    subtrees.push((prefix.clone(), l.oid(), r.oid()));
+                                }
+                            } else if l.is_file()
+                                && r.is_file()
+                                && (self.scans_markers(prefix)
+                                    || sets.iter().any(|s| s.targets.contains_key(prefix.as_str())))
+                            {
+                                out.push((prefix.clone(), l.oid(), r.oid()));
+                            }
+                            prefix.truncate(len);
+                        }
                     }
+                    x = left.next();
+                    y = right.next();
                 }
-                (Some(ObjectType::Blob), Some(ObjectType::Blob)) => {
-                    if self.scans_markers(prefix)
-                        || sets.iter().any(|s| s.targets.contains_key(prefix.as_str()))
-                    {
-                        out.push((prefix.clone(), before.id(), entry.id()));
-                    }
-                }
-                _ => {}
             }
-            prefix.truncate(len);
+        }
+        for (path, before, after) in subtrees {
+            let mut inner = path;
+            inner.push('/');
+            self.diff(before, after, &mut inner, sets, out)?;
         }
         Ok(())
+    }
+
+    /// A tree object's bytes, cached by id: each version of a folder is
+    /// typically the new side of one diff and the old side of the next.
+    fn raw_tree(&mut self, id: Oid) -> Result<Rc<[u8]>, HistoryError> {
+        if let Some(found) = self.trees.get(&id) {
+            return Ok(found.clone());
+        }
+        let object = self
+            .odb
+            .read(id)
+            .map_err(|e| self.error(&format!("tree {id}"), e))?;
+        if object.kind() != ObjectType::Tree {
+            return Err(HistoryError::Read {
+                repo: self.repo.path().display().to_string(),
+                what: format!("tree {id}"),
+                message: format!("is a {}", object.kind()),
+            });
+        }
+        let bytes: Rc<[u8]> = Rc::from(object.data());
+        if self.trees.len() >= TREE_CACHE_ENTRIES {
+            self.trees.clear();
+        }
+        self.trees.insert(id, bytes.clone());
+        Ok(bytes)
+    }
+
+    /// The cheap test before parsing a manifest that no target names:
+    /// did a line mentioning a marker change? (See
+    /// [`fields::may_change_markers`].)
+    fn may_change_markers(&self, path: &str, old: Oid, new: Oid) -> Result<bool, HistoryError> {
+        let read = |id: Oid| self.repo.find_blob(id).map_err(|e| self.error(path, e));
+        let (old, new) = (read(old)?, read(new)?);
+        Ok(fields::may_change_markers(old.content(), new.content()))
     }
 
     /// A manifest under the scanned path.
@@ -504,6 +636,70 @@ impl<'r> Reader<'r> {
         let found = Rc::new(found);
         self.fields.insert(key, found.clone());
         Ok(found)
+    }
+}
+
+/// One entry of a raw tree object: `<octal mode> <name>\0<20-byte id>`.
+#[derive(Clone, Copy)]
+struct RawEntry<'a> {
+    mode: u32,
+    name: &'a [u8],
+    id: &'a [u8],
+}
+
+impl RawEntry<'_> {
+    fn is_tree(&self) -> bool {
+        self.mode == 0o40000
+    }
+
+    /// A regular file (not a symlink or submodule, which crowsnest never reads).
+    fn is_file(&self) -> bool {
+        self.mode & 0o170000 == 0o100000
+    }
+
+    fn oid(&self) -> Oid {
+        Oid::from_bytes(self.id).expect("a tree entry holds a 20-byte id")
+    }
+}
+
+/// Entries of a raw tree, in stored order. Stops at the first malformed
+/// byte (libgit2 would have refused the object already).
+struct RawEntries<'a>(&'a [u8]);
+
+impl<'a> Iterator for RawEntries<'a> {
+    type Item = RawEntry<'a>;
+
+    fn next(&mut self) -> Option<RawEntry<'a>> {
+        let rest = self.0;
+        let space = rest.iter().position(|&b| b == b' ')?;
+        let mode = rest[..space].iter().try_fold(0u32, |m, &d| {
+            d.is_ascii_digit().then(|| m * 8 + u32::from(d - b'0'))
+        })?;
+        let after = &rest[space + 1..];
+        let nul = after.iter().position(|&b| b == 0)?;
+        let id = after.get(nul + 1..nul + 21)?;
+        self.0 = &after[nul + 21..];
+        Some(RawEntry {
+            mode,
+            name: &after[..nul],
+            id,
+        })
+    }
+}
+
+/// Git's tree order: names compared bytewise, a folder's as if it ended in `/`.
+fn git_order(a: &RawEntry<'_>, b: &RawEntry<'_>) -> std::cmp::Ordering {
+    let common = a.name.len().min(b.name.len());
+    match a.name[..common].cmp(&b.name[..common]) {
+        std::cmp::Ordering::Equal => {
+            let end = |e: &RawEntry<'_>| match e.name.get(common) {
+                Some(&c) => c,
+                None if e.is_tree() => b'/',
+                None => 0,
+            };
+            end(a).cmp(&end(b)).then(a.name.len().cmp(&b.name.len()))
+        }
+        other => other,
     }
 }
 

@@ -7,7 +7,7 @@
 //! where it is (lines move when someone edits above it): the n-th marker
 //! of a policy and field in the file, or a policy target's path.
 
-use crate::manifests::Manifest;
+use crate::manifests::{self, Manifest};
 use crate::model::{Field, PolicyId, Target};
 
 /// What names a managed field, stable across edits elsewhere in the file.
@@ -135,6 +135,37 @@ pub fn changes(old: &[ManagedField], new: &[ManagedField]) -> Vec<FieldChange> {
         .collect()
 }
 
+/// `false` when no line that differs between `old` and `new` mentions a
+/// marker: then no marker and no marker's scalar changed, and neither
+/// version needs parsing. (A marker sits on its scalar's line, so a
+/// changed scalar is on a changed line, and that line holds the marker.)
+/// The changed lines are the span between the longest common prefix and
+/// suffix, widened to whole lines — one pass over the bytes, no diff.
+pub fn may_change_markers(old: &[u8], new: &[u8]) -> bool {
+    let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let room = old.len().min(new.len()) - prefix;
+    let suffix = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take(room)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let changed = |text: &[u8]| {
+        let start = text[..prefix]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let end = text.len() - suffix;
+        let end = text[end..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(text.len(), |i| end + i);
+        manifests::may_contain_markers(&text[start..end.max(start)])
+    };
+    changed(old) || changed(new)
+}
+
 /// The value `key` has in `fields`, if any.
 pub fn value_of<'a>(fields: &'a [ManagedField], key: &FieldKey) -> Option<&'a str> {
     fields
@@ -208,6 +239,39 @@ values:
                 (9, "1.0.0", "1.0.1")
             ]
         );
+    }
+
+    #[test]
+    fn only_edits_on_marker_lines_may_change_markers() {
+        let old = OLD.as_bytes();
+        let cases = [
+            (OLD.replace("replicas: 2", "replicas: 3"), false),
+            (OLD.replace("spec:\n", "# top\nspec:\n"), false),
+            (format!("{OLD}extra: line\n"), false),
+            (OLD.replace("tag: \"1.0.0\"", "tag: \"1.0.1\""), false),
+            (OLD.to_owned(), false),
+            (OLD.replacen("podinfo:6.0.0", "podinfo:6.0.1", 1), true),
+            (OLD.replace("\"default:podinfo\"", "\"default:other\""), true),
+            (OLD.replace("  replicas: 2\n", "  replicas: 2\n  x: y # {\"$imagepolicy\": \"a:b\"}\n"), true),
+            (OLD.replacen("    - image: ghcr.io/s/podinfo:6.0.0 # {\"$imagepolicy\": \"default:podinfo\"}\n", "", 1), true),
+            (String::new(), true),
+        ];
+        for (new, want) in cases {
+            assert_eq!(may_change_markers(old, new.as_bytes()), want, "{new:?}");
+            assert_eq!(
+                may_change_markers(new.as_bytes(), old),
+                want,
+                "reversed: {new:?}"
+            );
+        }
+        // A change at the very start or end of a marker line.
+        let a = b"x: 1 # {\"$imagepolicy\": \"a:b\"}";
+        let b = b"x: 1 # {\"$imagepolicy\": \"a:c\"}";
+        assert!(may_change_markers(a, b));
+        assert!(may_change_markers(
+            b"y: 2\n",
+            b"y: 2\nz: 1 # {\"$imagepolicy\": \"a:b\"}\n"
+        ));
     }
 
     #[test]

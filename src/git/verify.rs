@@ -11,9 +11,10 @@
 //!   `EXPKEYSIG` / `REVKEYSIG` / `EXPSIG`, which git also refuses);
 //! - SSH, no allowed-signers line holds the key, or none is valid at the
 //!   commit's committer time (`valid-after` / `valid-before`): Unknown key
-//!   (`U`, "No principal matched"); a line holds it but its `namespaces`
-//!   does not allow `git`, the signature's namespace is not `git`, or it
-//!   does not verify: Bad (`B`);
+//!   (`U`, "No principal matched") if the signature verifies with the key
+//!   it carries, else Bad (git's `check-novalidate`); a line holds it but
+//!   its `namespaces` does not allow `git`, the signature's namespace is
+//!   not `git`, or it does not verify: Bad (`B`);
 //! - anything that verifies: Good (`G`), the only verdict git accepts.
 //!
 //! Differences, by design or for lack of a peer in Rust crates: SSH
@@ -327,6 +328,19 @@ impl Verifier {
             })
             .collect();
         if valid.is_empty() {
+            // git then runs `ssh-keygen -Y check-novalidate`: the signature
+            // is still checked against the key it carries, and one that
+            // does not verify is Bad whoever made it.
+            if let Err(e) = PublicKey::from(key.clone()).verify(SSH_NAMESPACE, payload, &signature)
+            {
+                return report(
+                    SignatureStatus::Bad,
+                    format,
+                    fingerprint,
+                    None,
+                    Some(format!("the signature does not verify: {e}")),
+                );
+            }
             let reason = if holding.is_empty() {
                 if self.signers.is_empty() {
                     "no SSH allowed-signers file was given"
