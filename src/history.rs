@@ -50,6 +50,9 @@ pub struct Options {
     /// The subtree scanned for markers (`git.path`; `""` for the root).
     pub scan_dir: String,
     pub filter: Filter,
+    /// Threads to read with; `None` picks by the machine and the length
+    /// of the history (one per 2,000 commits, up to the cores, at most 8).
+    pub workers: Option<usize>,
 }
 
 /// The repository could not be read.
@@ -144,11 +147,15 @@ pub fn read(
     let ids = walk
         .collect::<Result<Vec<Oid>, _>>()
         .map_err(|e| read_error("the commit graph", e))?;
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_WORKERS)
-        .min(ids.len().div_ceil(MIN_COMMITS_PER_WORKER))
-        .max(1);
+    let workers = options
+        .workers
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_WORKERS)
+                .min(ids.len().div_ceil(MIN_COMMITS_PER_WORKER))
+        })
+        .clamp(1, ids.len().max(1));
     let mut trail = Trail {
         commits: ids.len(),
         ..Trail::default()

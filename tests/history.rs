@@ -752,6 +752,48 @@ fn filters_select_by_policy_image_and_time() {
 }
 
 #[test]
+fn parallel_workers_list_exactly_what_one_reader_lists() {
+    let work = Work::new();
+    work.seed();
+    for n in 1..=12u32 {
+        let tag = format!("6.{n}.0");
+        if n % 3 == 0 {
+            work.write(DEPLOYMENT, &deployment(&tag, n));
+            work.commit(Who::Person, "By hand", Sign::No);
+        } else {
+            work.write(DEPLOYMENT, &deployment(&tag, 1));
+            let old = format!("6.{}.0", n - 1);
+            work.commit(
+                Who::Bot,
+                &trailer("podinfo", "ghcr.io/s/podinfo", &old, &tag),
+                Sign::No,
+            );
+        }
+        work.write(VALUES, &values(&format!("7.{n}.0")));
+        work.commit(Who::Person, "Bump redis by hand", Sign::No);
+    }
+    let repo = crowsnest::history::open(&work.path).expect("open");
+    let tip = crowsnest::history::resolve(&repo, "HEAD").expect("HEAD");
+    let read = |workers: usize| {
+        let options = crowsnest::history::Options {
+            policies_dir: "policies".into(),
+            scan_dir: String::new(),
+            filter: Default::default(),
+            workers: Some(workers),
+        };
+        crowsnest::history::read(&repo, tip, &options, None).expect("read")
+    };
+    let one = read(1);
+    assert_eq!(one.commits, 25);
+    assert_eq!(one.entries.len(), 24, "{:#?}", one.entries);
+    for workers in [2, 3, 7, 25, 100] {
+        let many = read(workers);
+        assert_eq!(many.entries, one.entries, "{workers} workers");
+        assert_eq!((many.commits, many.diffed), (one.commits, one.diffed));
+    }
+}
+
+#[test]
 fn config_reads_the_daemons_clone_with_its_policy_folder_and_path() {
     let policies = POLICIES.replace("apps/redis/values.yaml", "clusters/prod/redis.yaml");
     let remote = Remote::new(&[

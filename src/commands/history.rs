@@ -72,6 +72,7 @@ fn plan(args: &HistoryArgs) -> Result<Plan, String> {
                 policies_dir: config.git.policies.clone(),
                 scan_dir: config.git.path.clone(),
                 filter,
+                workers: None,
             };
             (clone, rev, options)
         }
@@ -80,6 +81,7 @@ fn plan(args: &HistoryArgs) -> Result<Plan, String> {
                 policies_dir: "policies".into(),
                 scan_dir: String::new(),
                 filter,
+                workers: None,
             };
             let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
             (repo, "HEAD".to_owned(), options)
