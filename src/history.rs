@@ -26,12 +26,13 @@
 //! (git's combined diff): merging a branch is not a manual change, a
 //! conflict resolved to a new value is.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::rc::Rc;
 
-use git2::{ObjectType, Oid, Repository, Sort, Tree};
+use git2::{ObjectType, Oid, Repository, Tree};
 
 use crate::audit::fields::{self, FieldKey, ManagedField};
 use crate::audit::record::{Entry, Filter, Kind, Person, SignatureReport, image_of};
@@ -138,40 +139,42 @@ pub fn read(
         what: what.to_owned(),
         message: e.message().to_owned(),
     };
-    let mut walk = repo
-        .revwalk()
-        .map_err(|e| read_error("the commit graph", e))?;
-    walk.set_sorting(Sort::TIME)
-        .and_then(|()| walk.push(tip))
-        .map_err(|e| read_error("the commit graph", e))?;
-    let ids = walk
-        .collect::<Result<Vec<Oid>, _>>()
-        .map_err(|e| read_error("the commit graph", e))?;
+    let odb = repo
+        .odb()
+        .map_err(|e| read_error("the object database", e))?;
+    let walk = walk(&odb, tip).map_err(|message| HistoryError::Read {
+        repo: repo.path().display().to_string(),
+        what: "the commit graph".into(),
+        message,
+    })?;
+    let count = walk.commits.len();
     let workers = options
         .workers
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(MAX_WORKERS)
-                .min(ids.len().div_ceil(MIN_COMMITS_PER_WORKER))
+                .min(count.div_ceil(MIN_COMMITS_PER_WORKER))
         })
-        .clamp(1, ids.len().max(1));
+        .clamp(1, count.max(1));
     let mut trail = Trail {
-        commits: ids.len(),
+        commits: count,
         ..Trail::default()
     };
     if workers == 1 {
-        let mut reader = Reader::new(repo, options)?;
-        reader.read(&ids, verifier, &mut trail)?;
+        let mut reader = Reader::new(repo, options, &walk)?;
+        reader.read(&walk.commits, verifier, &mut trail)?;
         return Ok(trail);
     }
     // Commits are independent once listed: each worker reads a contiguous
     // run of them (so its caches see consecutive versions of each folder)
     // through its own handle on the repository.
     let path = repo.path().to_owned();
+    let walk = &walk;
     let parts = std::thread::scope(|scope| {
-        let handles: Vec<_> = ids
-            .chunks(ids.len().div_ceil(workers))
+        let handles: Vec<_> = walk
+            .commits
+            .chunks(count.div_ceil(workers))
             .map(|chunk| {
                 let path = &path;
                 scope.spawn(move || {
@@ -180,7 +183,7 @@ pub fn read(
                         message: e.message().to_owned(),
                     })?;
                     let mut part = Trail::default();
-                    Reader::new(&repo, options)?.read(chunk, verifier, &mut part)?;
+                    Reader::new(&repo, options, walk)?.read(chunk, verifier, &mut part)?;
                     Ok::<Trail, HistoryError>(part)
                 })
             })
@@ -196,6 +199,114 @@ pub fn read(
         trail.diffed += part.diffed;
     }
     Ok(trail)
+}
+
+/// What the walk keeps of a commit: enough to list it and diff it,
+/// parsed once from the raw object.
+#[derive(Clone, Debug)]
+struct CommitInfo {
+    id: Oid,
+    tree: Oid,
+    parents: Vec<Oid>,
+    /// Committer time.
+    time: i64,
+    author: Person,
+    /// The message's `Image-Update` trailers.
+    updates: Vec<crate::model::ImageUpdate>,
+}
+
+/// The commits of a walk, newest first, and where each one is in it.
+struct Walk {
+    commits: Vec<CommitInfo>,
+    index: HashMap<Oid, usize>,
+}
+
+/// Every commit reachable from `tip`, newest first by committer time,
+/// each after all its children that are newer — `git log`'s default order
+/// (a priority queue on the date; equal dates in the order found).
+///
+/// Commits are read from the object database and parsed here, once, not
+/// through libgit2's commit objects: its time-sorted revwalk plus
+/// `find_commit` cost 1.3 s on 100,000 commits, mostly re-inflating
+/// commits its object cache had evicted.
+fn walk(odb: &git2::Odb<'_>, tip: Oid) -> Result<Walk, String> {
+    let read = |id: Oid| -> Result<CommitInfo, String> {
+        let object = odb
+            .read(id)
+            .map_err(|e| format!("commit {id}: {}", e.message()))?;
+        if object.kind() != ObjectType::Commit {
+            return Err(format!("{id} is a {}, not a commit", object.kind()));
+        }
+        parse_commit(id, object.data()).ok_or_else(|| format!("commit {id} does not parse"))
+    };
+    let mut queue = BinaryHeap::new();
+    let mut pending: HashMap<Oid, CommitInfo> = HashMap::new();
+    let mut order = 0u64;
+    let first = read(tip)?;
+    queue.push((first.time, Reverse(order), tip));
+    pending.insert(tip, first);
+    let mut commits = Vec::new();
+    let mut index = HashMap::new();
+    while let Some((_, _, id)) = queue.pop() {
+        let commit = pending.remove(&id).expect("queued commits are pending");
+        for &parent in &commit.parents {
+            if index.contains_key(&parent) || pending.contains_key(&parent) {
+                continue;
+            }
+            let info = read(parent)?;
+            order += 1;
+            queue.push((info.time, Reverse(order), parent));
+            pending.insert(parent, info);
+        }
+        index.insert(id, commits.len());
+        commits.push(commit);
+    }
+    Ok(Walk { commits, index })
+}
+
+/// The headers crowsnest needs from a raw commit object, and its trailers.
+fn parse_commit(id: Oid, raw: &[u8]) -> Option<CommitInfo> {
+    let split = memchr::memmem::find(raw, b"\n\n").map_or(raw.len(), |i| i + 1);
+    let (headers, message) = (&raw[..split], raw.get(split + 1..).unwrap_or(b""));
+    let mut tree = None;
+    let mut parents = Vec::new();
+    let mut time = None;
+    let mut author = None;
+    for line in headers.split(|&b| b == b'\n') {
+        if let Some(hex) = line.strip_prefix(b"tree ") {
+            tree = Oid::from_str(std::str::from_utf8(hex).ok()?).ok();
+        } else if let Some(hex) = line.strip_prefix(b"parent ") {
+            parents.push(Oid::from_str(std::str::from_utf8(hex).ok()?).ok()?);
+        } else if let Some(who) = line.strip_prefix(b"author ") {
+            author = Some(person(who)?.0);
+        } else if let Some(who) = line.strip_prefix(b"committer ") {
+            time = Some(person(who)?.1);
+        }
+    }
+    let updates = if audit::may_have_trailers(message) {
+        audit::parse_trailers(&String::from_utf8_lossy(message))
+    } else {
+        Vec::new()
+    };
+    Some(CommitInfo {
+        id,
+        tree: tree?,
+        parents,
+        time: time?,
+        author: author?,
+        updates,
+    })
+}
+
+/// `Name <email> 1700000000 +0000` -> the person and the Unix time.
+fn person(text: &[u8]) -> Option<(Person, i64)> {
+    let open = text.iter().position(|&b| b == b'<')?;
+    let close = open + text[open..].iter().position(|&b| b == b'>')?;
+    let name = String::from_utf8_lossy(text[..open].trim_ascii_end()).into_owned();
+    let email = String::from_utf8_lossy(&text[open + 1..close]).into_owned();
+    let when = std::str::from_utf8(&text[close + 1..]).ok()?;
+    let time = when.split_whitespace().next()?.parse().ok()?;
+    Some((Person { name, email }, time))
 }
 
 /// Threads reading history at most, and the least commits worth a thread.
@@ -240,6 +351,7 @@ const TREE_CACHE_ENTRIES: usize = 4096;
 struct Reader<'r> {
     repo: &'r Repository,
     odb: git2::Odb<'r>,
+    walk: &'r Walk,
     trees: HashMap<Oid, Rc<[u8]>>,
     options: &'r Options,
     /// By the policy folder's tree id (`Oid::ZERO_SHA1`: no folder).
@@ -249,7 +361,11 @@ struct Reader<'r> {
 }
 
 impl<'r> Reader<'r> {
-    fn new(repo: &'r Repository, options: &'r Options) -> Result<Reader<'r>, HistoryError> {
+    fn new(
+        repo: &'r Repository,
+        options: &'r Options,
+        walk: &'r Walk,
+    ) -> Result<Reader<'r>, HistoryError> {
         let odb = repo.odb().map_err(|e| HistoryError::Read {
             repo: repo.path().display().to_string(),
             what: "the object database".into(),
@@ -258,6 +374,7 @@ impl<'r> Reader<'r> {
         Ok(Reader {
             repo,
             odb,
+            walk,
             trees: HashMap::new(),
             options,
             policies: HashMap::new(),
@@ -265,39 +382,22 @@ impl<'r> Reader<'r> {
         })
     }
 
-    /// The entries of `ids` (newest first), appended to `trail`.
+    /// The entries of `commits` (newest first), appended to `trail`.
     fn read(
         &mut self,
-        ids: &[Oid],
+        commits: &[CommitInfo],
         verifier: Option<&Verifier>,
         trail: &mut Trail,
     ) -> Result<(), HistoryError> {
         let filter = &self.options.filter;
-        for &id in ids {
-            let commit = self
-                .repo
-                .find_commit(id)
-                .map_err(|e| self.error(&format!("commit {id}"), e))?;
-            let time = commit.time().seconds();
+        for commit in commits {
+            let (id, time) = (commit.id, commit.time);
             if !filter.keeps_time(time) {
                 continue;
             }
             let first = trail.entries.len();
-            let message = commit.message_raw_bytes();
-            let updates = if audit::may_have_trailers(message) {
-                audit::parse_trailers(&String::from_utf8_lossy(message))
-            } else {
-                Vec::new()
-            };
-            let author = || {
-                let a = commit.author();
-                Person {
-                    name: String::from_utf8_lossy(a.name_bytes()).into_owned(),
-                    email: String::from_utf8_lossy(a.email_bytes()).into_owned(),
-                }
-            };
-            if !updates.is_empty() {
-                for update in updates {
+            if !commit.updates.is_empty() {
+                for update in &commit.updates {
                     let image = image_of(&update.to).to_owned();
                     if !filter.keeps_policy(&update.policy) || !filter.keeps_image(Some(&image)) {
                         continue;
@@ -306,20 +406,20 @@ impl<'r> Reader<'r> {
                         kind: Kind::Update,
                         time,
                         commit: id.to_string(),
-                        author: author(),
-                        policy: update.policy,
+                        author: commit.author.clone(),
+                        policy: update.policy.clone(),
                         image: Some(image),
                         field: None,
                         file: None,
                         line: None,
-                        from: update.from,
-                        to: update.to,
+                        from: update.from.clone(),
+                        to: update.to.clone(),
                         signature: None,
                     });
                 }
-            } else if commit.parent_count() > 0 {
+            } else if !commit.parents.is_empty() {
                 trail.diffed += 1;
-                for change in self.manual_changes(&commit)? {
+                for change in self.manual_changes(commit)? {
                     if !filter.keeps_policy(change.key.policy())
                         || !filter.keeps_image(change.image.as_deref())
                     {
@@ -329,7 +429,7 @@ impl<'r> Reader<'r> {
                         kind: Kind::Manual,
                         time,
                         commit: id.to_string(),
-                        author: author(),
+                        author: commit.author.clone(),
                         policy: change.key.policy().clone(),
                         image: change.image,
                         field: Some(change.key.field()),
@@ -367,19 +467,22 @@ impl<'r> Reader<'r> {
             .map_err(|e| self.error(&format!("tree {id}"), e))
     }
 
+    /// A commit's root tree; every parent of a walked commit was walked.
     fn commit_tree(&self, id: Oid) -> Result<Oid, HistoryError> {
-        self.repo
-            .find_commit(id)
-            .map(|c| c.tree_id())
-            .map_err(|e| self.error(&format!("commit {id}"), e))
+        self.walk
+            .index
+            .get(&id)
+            .map(|&i| self.walk.commits[i].tree)
+            .ok_or_else(|| HistoryError::Read {
+                repo: self.repo.path().display().to_string(),
+                what: format!("commit {id}"),
+                message: "it was not walked".into(),
+            })
     }
 
-    fn manual_changes(
-        &mut self,
-        commit: &git2::Commit<'_>,
-    ) -> Result<Vec<ManualChange>, HistoryError> {
-        let parents: Vec<Oid> = commit.parent_ids().collect();
-        let new_root = commit.tree_id();
+    fn manual_changes(&mut self, commit: &CommitInfo) -> Result<Vec<ManualChange>, HistoryError> {
+        let parents = &commit.parents;
+        let new_root = commit.tree;
         let old_root = self.commit_tree(parents[0])?;
         if old_root == new_root {
             return Ok(Vec::new());
@@ -726,7 +829,34 @@ fn blob_at(tree: &Tree<'_>, path: &str) -> Option<Oid> {
 
 #[cfg(test)]
 mod tests {
-    use super::under;
+    use super::{Oid, parse_commit, under};
+
+    #[test]
+    fn raw_commits_parse_past_signatures_and_merge_tags() {
+        let raw = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\
+parent 1111111111111111111111111111111111111111\n\
+parent 2222222222222222222222222222222222222222\n\
+author Ada Admin <ada@example.com> 1700000000 +0200\n\
+committer crowsnest <crowsnest@localhost> 1700000123 -0500\n\
+mergetag object 3333333333333333333333333333333333333333\n \
+type commit\n tagger Eve <eve@example.com> 1 +0000\n \n parent 4444444444444444444444444444444444444444\n\
+gpgsig -----BEGIN PGP SIGNATURE-----\n \n iHUEABYKAB0WIQ\n -----END PGP SIGNATURE-----\n\
+\n\
+Update podinfo\n\n\
+Image-Update: default:podinfo ghcr.io/s/podinfo:6.0.0 -> ghcr.io/s/podinfo:6.1.0\n";
+        let commit = parse_commit(Oid::ZERO_SHA1, raw).expect("parses");
+        assert_eq!(
+            commit.tree.to_string(),
+            "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+        );
+        assert_eq!(commit.parents.len(), 2);
+        assert_eq!(commit.time, 1_700_000_123);
+        assert_eq!(commit.author.name, "Ada Admin");
+        assert_eq!(commit.author.email, "ada@example.com");
+        assert_eq!(commit.updates.len(), 1);
+        assert!(parse_commit(Oid::ZERO_SHA1, b"tree nonsense\n\nx").is_none());
+        assert!(parse_commit(Oid::ZERO_SHA1, b"author a <b> 1 +0000\n\nx").is_none());
+    }
 
     #[test]
     fn under_is_by_whole_path_components() {
