@@ -1,7 +1,7 @@
 //! `crowsnest history`: the audit trail read back out of the commit graph.
 //!
 //! Like `reconcile`, this module joins others: it walks commits with git2
-//! (`git`), reads policy files (`policy`) and managed fields
+//! (`git`, signatures through `git::verify`), reads policy files (`policy`) and managed fields
 //! (`manifests`, through `audit::fields`), and produces `audit::record`
 //! entries. It reads only; nothing here writes to the repository.
 //!
@@ -15,12 +15,15 @@
 //! - trees are compared by id and only differing subtrees are entered,
 //!   and only those that can hold a manifest under the scanned path or a
 //!   policy target file;
+//! - raw tree objects are merge-joined (no per-entry lookups) and cached
+//!   by id;
 //! - of the changed files, only manifests and target files are read, and
-//!   a file without `"$imagepolicy"` (or a setters `$ref`) that is no
-//!   target is never parsed;
-//! - the managed fields of a blob are computed once and cached by blob id
-//!   (each version is the "new" side of one commit and the "old" side of
-//!   the next), and policy files once per policy-folder tree id.
+//!   a manifest that no target names is parsed only when a changed line
+//!   mentions a marker ([`fields::may_change_markers`]);
+//! - the managed fields of a blob are computed once and cached by blob id,
+//!   and policy files once per policy-folder tree id;
+//! - commits are walked and parsed once, sequentially, then split into
+//!   contiguous runs read by one worker thread per core.
 //!
 //! A merge lists a field only when its value differs from every parent's
 //! (git's combined diff): merging a branch is not a manual change, a
