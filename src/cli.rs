@@ -140,30 +140,38 @@ pub struct TagsArgs {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// The daemon config: read the daemon's clone.
+    /// The daemon config: read the daemon's clone (stateDir/repo.git) and
+    /// its copy of git.branch, with git.policies and git.path.
     #[arg(long, env = "CROWSNEST_CONFIG", conflicts_with = "repo")]
     pub config: Option<PathBuf>,
-    /// A local clone to read.
-    #[arg(long, env = "CROWSNEST_REPO")]
+    /// A local clone to read (default: the current folder), with policies
+    /// in `policies/` and markers anywhere.
+    #[arg(long, env = "CROWSNEST_REPO", value_name = "DIR")]
     pub repo: Option<PathBuf>,
-    /// Only records of this policy (`ns:name`).
+    /// The commit to read back from (default: HEAD, or with --config the
+    /// clone's copy of git.branch).
+    #[arg(long, env = "CROWSNEST_HISTORY_REV", value_name = "REV")]
+    pub rev: Option<String>,
+    /// Only entries of this policy (`ns:name`; `name` alone is in `default`).
     #[arg(long, env = "CROWSNEST_HISTORY_POLICY", value_name = "NS:NAME")]
     pub policy: Option<String>,
-    /// Only records of this image repository.
+    /// Only entries of this image repository (e.g. ghcr.io/stefanprodan/podinfo).
     #[arg(long, env = "CROWSNEST_HISTORY_IMAGE")]
     pub image: Option<String>,
-    /// Only commits at or after this time (RFC 3339 or YYYY-MM-DD).
+    /// Only commits at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
     #[arg(long, env = "CROWSNEST_SINCE")]
     pub since: Option<String>,
-    /// Only commits before this time (RFC 3339 or YYYY-MM-DD).
+    /// Only commits before this time (RFC 3339, or YYYY-MM-DD: up to the end of that day).
     #[arg(long, env = "CROWSNEST_UNTIL")]
     pub until: Option<String>,
-    /// Print JSON lines instead of a table.
+    /// Print JSON lines (one object per entry) instead of a table.
     #[arg(long, env = "CROWSNEST_JSON")]
     pub json: bool,
-    /// Verify signatures with an OpenPGP keyring or an SSH allowed-signers file.
+    /// Verify signatures with an OpenPGP keyring (`gpg --export`) or an SSH
+    /// allowed-signers file; repeat for both. Exit 1 when a listed commit
+    /// is not Good.
     #[arg(long, env = "CROWSNEST_VERIFY", value_name = "KEYS")]
-    pub verify: Option<PathBuf>,
+    pub verify: Vec<PathBuf>,
 }
 
 /// Process exit codes shared by the commands (PRODUCT.md §4).

@@ -55,6 +55,7 @@ mod maintain;
 pub mod message;
 pub mod sign;
 mod transport;
+pub mod verify;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -76,6 +77,11 @@ use transport::{Kind, Observed, Transport};
 
 /// The clone's folder inside `stateDir`.
 pub const CLONE_DIR: &str = "repo.git";
+
+/// The daemon's clone for a `stateDir`.
+pub fn clone_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(CLONE_DIR)
+}
 /// Where a clone is built before it is moved into place, so an
 /// interrupted clone never looks like a finished one.
 const CLONE_TMP_PREFIX: &str = "repo.git.tmp-";
@@ -1077,7 +1083,9 @@ fn fetch_refs(
     Ok(heads)
 }
 
-fn tracking_ref(branch: &str) -> String {
+/// Where the clone's copy of `branch` lives (what `crowsnest history
+/// --config` reads).
+pub fn tracking_ref(branch: &str) -> String {
     format!("refs/remotes/{REMOTE}/{branch}")
 }
 

@@ -124,6 +124,29 @@ impl GpgKey {
         self.dir.path()
     }
 
+    /// The GnuPG home holding the secret key, for `git commit -S` (set
+    /// `GNUPGHOME` to it and `user.signingkey` to [`GpgKey::fingerprint`]).
+    pub fn signer_home(&self) -> &Path {
+        &self.signer_home
+    }
+
+    /// The armored public key (`gpg --armor --export`): a keyring file.
+    pub fn public_key_file(&self) -> PathBuf {
+        self.dir.path().join("signing-key.pub.asc")
+    }
+
+    /// git's verdict letter (`%G?`) on `rev` with a GnuPG home holding
+    /// only this public key: `G`, `B`, `E`, `N`, ...
+    pub fn git_signature_code(&self, repo: &Path, rev: &str) -> String {
+        let code = run(git()
+            .env("GNUPGHOME", &self.verifier_home)
+            .arg("-C")
+            .arg(repo)
+            .args(["log", "-1", "--format=%G?", rev]));
+        self.stop_agents();
+        code.trim().to_owned()
+    }
+
     /// `git verify-commit --raw REV` in `repo` with a GnuPG home that holds
     /// only the public key. `Ok(gpg status output)` when git accepts the
     /// signature, `Err(output)` otherwise.
@@ -232,6 +255,11 @@ impl SshSigningKey {
         self.dir.path()
     }
 
+    /// The allowed-signers file naming this key for namespace `git`.
+    pub fn allowed_signers(&self) -> &Path {
+        &self.allowed_signers
+    }
+
     /// A commit on top of `rev` signed by git itself with this key.
     pub fn git_signed_commit(&self, repo: &Path, rev: &str) -> String {
         run(git()
@@ -269,6 +297,19 @@ impl SshSigningKey {
             Err(text)
         }
     }
+}
+
+/// git's verdict letter (`%G?`) on `rev` with `allowed` as
+/// `gpg.ssh.allowedSignersFile`: `G`, `B`, `U`, `N`, ...
+pub fn git_ssh_signature_code(repo: &Path, rev: &str, allowed: &Path) -> String {
+    run(git()
+        .arg("-c")
+        .arg(format!("gpg.ssh.allowedSignersFile={}", allowed.display()))
+        .arg("-C")
+        .arg(repo)
+        .args(["log", "-1", "--format=%G?", rev]))
+    .trim()
+    .to_owned()
 }
 
 /// A shell-free check that a commit carries no signature at all.

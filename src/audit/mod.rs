@@ -4,6 +4,15 @@
 //! A trailer reads `Image-Update: <ns>:<name> <image>:<old>[@digest] -> <image>:<new>[@digest]`,
 //! one per policy and old value, so plain git can list the trail with
 //! `git log --format='%(trailers:key=Image-Update)'`.
+//!
+//! Reading the trail back (`crowsnest history`) is pure here: [`record`]
+//! holds what is listed and how it is rendered, [`fields`] finds manual
+//! changes of managed fields between two versions of a file, [`time`]
+//! reads and writes times. Walking the commit graph is `crate::history`'s.
+
+pub mod fields;
+pub mod record;
+pub mod time;
 
 use std::collections::BTreeSet;
 
@@ -19,6 +28,12 @@ pub fn trailer_lines(updates: &[ImageUpdate]) -> Vec<String> {
         .into_iter()
         .map(|u| format!("{TRAILER_KEY}: {u}"))
         .collect()
+}
+
+/// `true` when `message` mentions the trailer key at all: a cheap test
+/// that lets most commits skip [`parse_trailers`].
+pub fn may_have_trailers(message: &[u8]) -> bool {
+    memchr::memmem::find(message, TRAILER_KEY.as_bytes()).is_some()
 }
 
 /// Reads the `Image-Update` trailers of a commit message. Lines that do not
