@@ -26,4 +26,5 @@ pub mod reconcile;
 pub mod registry;
 #[cfg(feature = "runtime")]
 pub mod scheduler;
+pub mod webhooks;
 pub mod yaml;
