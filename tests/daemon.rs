@@ -397,3 +397,125 @@ fn the_status_page_renders_in_headless_chromium() {
     assert!(png.len() > 20_000, "{} bytes", png.len());
     assert_eq!(daemon.terminate(Duration::from_secs(25)).code(), Some(0));
 }
+
+/// Regression guard for PRODUCT.md §4 "secrets never appear in logs": the
+/// daemon runs with every kind of secret configured (Git HTTP password,
+/// registry password, signing-key passphrase, webhook token, a Docker
+/// config credential), at debug level, in JSON; webhooks arrive with the
+/// right token, a wrong one, a query token and a GitHub signature. No log
+/// line may contain any of them, and every line must be a JSON object.
+#[test]
+fn no_secret_appears_in_any_log_line() {
+    use base64::Engine as _;
+    use support::git_http::GitHttp;
+    use support::signing::GpgSpec;
+
+    let git_password = "git-pa55-SECRET-1";
+    let registry_password = "reg-pa55-SECRET-2";
+    let passphrase = "pgp-pa55-SECRET-3";
+    let docker_password = "docker-pa55-SECRET-4";
+    let wrong_token = "wrong-t0ken-SECRET-5";
+    let registry = RegistryServer::start(Auth::htpasswd("puller", registry_password));
+    registry.push_tags("demo/app", &["1.0.0", "1.3.0"]);
+    let host = registry.host();
+    let remote = Remote::new(&[
+        ("apps/app/deployment.yaml", &deployment(&host, "app", "1.0.0")),
+        ("policies/app.yaml", &policy(&host, "app")),
+    ]);
+    let http = GitHttp::start(remote.dir(), "bot", git_password);
+    let key = GpgKey::new(GpgSpec {
+        algorithm: "ed25519",
+        passphrase: Some(passphrase),
+        signing_subkey: false,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let registry_password_file = write("registry-password", &format!("{registry_password}\n"));
+    write("token", &format!("{TOKEN}\n"));
+    let docker_auth =
+        base64::engine::general_purpose::STANDARD.encode(format!("someone:{docker_password}"));
+    let docker = write(
+        "docker.json",
+        &format!("{{\"auths\": {{\"other.example.com\": {{\"auth\": \"{docker_auth}\"}}}}}}"),
+    );
+    let port = Daemon::free_port();
+    let config = write(
+        "crowsnest.yaml",
+        &format!(
+            "git:\n  url: {url}\n  auth: {{username: bot, passwordFile: {gitpw}}}\n  author: {{ name: Crowsnest Bot, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\n    passphraseFile: {pass}\nregistries:\n  dockerConfig: {docker}\n  hosts:\n    - host: {host}\n      insecure: true\n      username: puller\n      passwordFile: {regpw}\nscan:\n  interval: 1h\nstateDir: state\nhttp:\n  listen: 127.0.0.1:{port}\n  webhookTokenFile: token\n",
+            url = http.url("fleet.git"),
+            gitpw = http.password_file.display(),
+            key = key.key_file.display(),
+            pass = key.passphrase_file.as_ref().unwrap().display(),
+            docker = docker.display(),
+            regpw = registry_password_file.display(),
+        ),
+    );
+    let log = dir.path().join("daemon.log");
+    let mut daemon = Daemon::start(
+        &config,
+        &[],
+        &[("CROWSNEST_LOG", "debug"), ("CROWSNEST_LOG_FORMAT", "json")],
+        &log,
+        port,
+    );
+    daemon.wait_ready();
+    daemon.wait_until("the commit", Duration::from_secs(30), |_| {
+        remote.file("main", "apps/app/deployment.yaml").unwrap()
+            == deployment(&host, "app", "1.3.0").into_bytes()
+    });
+    key.verify_commit(&remote.path, "main").unwrap();
+    let generic = format!("{{\"image\": \"{host}/demo/app\"}}");
+    let github = r#"{"action":"published","package":{"name":"app","namespace":"demo","package_type":"container"}}"#;
+    let signature = crowsnest::webhooks::github_signature(TOKEN, github.as_bytes());
+    let bearer = format!("Bearer {TOKEN}");
+    let wrong = format!("Bearer {wrong_token}");
+    for (path, headers, body, expected) in [
+        ("/hooks/generic".to_owned(), vec![("authorization", bearer.as_str())], generic.as_str(), 202),
+        ("/hooks/generic".to_owned(), vec![("authorization", wrong.as_str())], generic.as_str(), 401),
+        (format!("/hooks/generic?token={wrong_token}"), vec![], generic.as_str(), 401),
+        (format!("/hooks/generic?token={TOKEN}"), vec![], generic.as_str(), 202),
+        ("/hooks/github".to_owned(), vec![("x-hub-signature-256", signature.as_str())], github, 202),
+    ] {
+        assert_eq!(daemon.post(&path, &headers, body).0, expected, "{path}");
+    }
+    daemon.wait_until("the webhook scans", Duration::from_secs(10), |d| {
+        d.metrics().contains("crowsnest_scans_total{result=\"ok\"}")
+    });
+    assert_eq!(daemon.terminate(Duration::from_secs(25)).code(), Some(0));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let basic = |user: &str, password: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    };
+    let secrets = [
+        git_password.to_owned(),
+        registry_password.to_owned(),
+        passphrase.to_owned(),
+        docker_password.to_owned(),
+        TOKEN.to_owned(),
+        wrong_token.to_owned(),
+        docker_auth.clone(),
+        basic("bot", git_password),
+        basic("puller", registry_password),
+        "PRIVATE KEY".to_owned(),
+    ];
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 20, "a debug log has lines:\n{text}");
+    for line in &lines {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(value.is_object(), "{line}");
+        for secret in &secrets {
+            assert!(!line.contains(secret.as_str()), "a secret in the log: {line}");
+        }
+    }
+    // Spans and events carry policy, image and commit fields.
+    for field in ["\"policy\":\"default:app\"", "\"image\":", "\"commit\":"] {
+        assert!(text.contains(field), "{field} in the log:\n{text}");
+    }
+}
