@@ -66,6 +66,10 @@ impl ReconcileError {
     }
 }
 
+/// One image's outcome in a pass: its canonical name when the registry
+/// was asked, and each of its policies' decision.
+type ImageDecisions = (Option<String>, Vec<(PolicyId, Result<Selection, Failure>)>);
+
 /// A policy that could not be decided this pass; the others go on.
 #[derive(Debug, Clone)]
 pub struct Failure {
@@ -315,28 +319,27 @@ impl Reconciler {
                     .push(policy);
             }
         }
-        let decided: Vec<(Option<String>, Vec<(PolicyId, Result<Selection, Failure>)>)> =
-            futures::stream::iter(by_image)
-                .map(|(key, policies)| async move {
-                    let image = &policies[0].image;
-                    let (listed, result) = self.tags_of(image, &key, tags).await;
-                    let mut decisions = Vec::with_capacity(policies.len());
-                    for policy in policies {
-                        let decision = match &result {
-                            Ok(list) => self.decide(policy, list, inventory).await,
-                            Err(e) => Err(Failure {
-                                policy: policy.id.clone(),
-                                kind: e.kind(),
-                                message: e.to_string(),
-                            }),
-                        };
-                        decisions.push((policy.id.clone(), decision));
-                    }
-                    (listed.then_some(key), decisions)
-                })
-                .buffer_unordered(SCAN_CONCURRENCY)
-                .collect()
-                .await;
+        let decided: Vec<ImageDecisions> = futures::stream::iter(by_image)
+            .map(|(key, policies)| async move {
+                let image = &policies[0].image;
+                let (listed, result) = self.tags_of(image, &key, tags).await;
+                let mut decisions = Vec::with_capacity(policies.len());
+                for policy in policies {
+                    let decision = match &result {
+                        Ok(list) => self.decide(policy, list, inventory).await,
+                        Err(e) => Err(Failure {
+                            policy: policy.id.clone(),
+                            kind: e.kind(),
+                            message: e.to_string(),
+                        }),
+                    };
+                    decisions.push((policy.id.clone(), decision));
+                }
+                (listed.then_some(key), decisions)
+            })
+            .buffer_unordered(SCAN_CONCURRENCY)
+            .collect()
+            .await;
         let mut selections = BTreeMap::new();
         for (listed, decisions) in decided {
             report.listed.extend(listed);

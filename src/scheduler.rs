@@ -67,9 +67,7 @@ impl Default for SchedulerOptions {
 /// from [`BACKOFF_BASE`], at most [`BACKOFF_MAX`], before jitter.
 pub fn backoff(failures: u32) -> Duration {
     let exponent = failures.saturating_sub(1).min(20);
-    BACKOFF_BASE
-        .saturating_mul(1 << exponent)
-        .min(BACKOFF_MAX)
+    BACKOFF_BASE.saturating_mul(1 << exponent).min(BACKOFF_MAX)
 }
 
 /// `base` moved by a uniformly random ±10 %.
@@ -93,7 +91,12 @@ pub fn repository_interval(
 /// plus its interval; one already overdue is spread at random over the
 /// next tenth of its interval (at most a minute), so a restart after a
 /// long stop does not scan everything at once.
-pub fn first_due(now: Instant, wall: SystemTime, scanned_at: SystemTime, interval: Duration) -> Instant {
+pub fn first_due(
+    now: Instant,
+    wall: SystemTime,
+    scanned_at: SystemTime,
+    interval: Duration,
+) -> Instant {
     let age = wall.duration_since(scanned_at).unwrap_or(Duration::ZERO);
     match interval.checked_sub(age) {
         Some(left) if !left.is_zero() => now + left,
@@ -125,7 +128,7 @@ struct PolicyState {
 
 /// How a pass ended.
 enum Ended {
-    Done(Result<PassReport, ReconcileError>),
+    Done(Box<Result<PassReport, ReconcileError>>),
     /// Shutdown came and the deadline passed.
     Abandoned,
 }
@@ -224,20 +227,23 @@ impl Scheduler {
                 continue;
             }
             pass_wanted = false;
-            match self.pass(&reconciler, &mut shutdown).await {
-                Ended::Done(Ok(report)) => {
+            let ended = match self.pass(&reconciler, &mut shutdown).await {
+                Ended::Done(result) => *result,
+                Ended::Abandoned => break,
+            };
+            match ended {
+                Ok(report) => {
                     pass_failures = 0;
                     next_pass = Instant::now() + jittered(self.config.scan.interval);
                     self.passed(report);
                 }
-                Ended::Done(Err(e)) => {
+                Err(e) => {
                     pass_failures += 1;
                     let delay = jittered(backoff(pass_failures)).min(self.config.scan.interval);
                     warn!(error = %e, kind = e.kind(), retry_in = ?delay, "pass failed");
                     self.failed(&e);
                     next_pass = Instant::now() + delay;
                 }
-                Ended::Abandoned => break,
             }
             self.publish();
         }
@@ -314,20 +320,19 @@ impl Scheduler {
             .filter_map(|k| self.repos.get(k).map(|r| (k.clone(), r.image.clone())))
             .collect();
         let registry = &self.registry;
-        let results: Vec<(String, Duration, Result<Vec<String>, _>)> =
-            futures::stream::iter(jobs)
-                .map(|(key, image)| {
-                    let span = info_span!("scan", image = %key);
-                    async move {
-                        let started = Instant::now();
-                        let result = registry.list_tags(&image).await;
-                        (key, started.elapsed(), result)
-                    }
-                    .instrument(span)
-                })
-                .buffer_unordered(SCAN_CONCURRENCY)
-                .collect()
-                .await;
+        let results: Vec<(String, Duration, Result<Vec<String>, _>)> = futures::stream::iter(jobs)
+            .map(|(key, image)| {
+                let span = info_span!("scan", image = %key);
+                async move {
+                    let started = Instant::now();
+                    let result = registry.list_tags(&image).await;
+                    (key, started.elapsed(), result)
+                }
+                .instrument(span)
+            })
+            .buffer_unordered(SCAN_CONCURRENCY)
+            .collect()
+            .await;
         let mut changed = false;
         let now = Instant::now();
         let wall = SystemTime::now();
@@ -416,7 +421,7 @@ impl Scheduler {
                 changes,
             })
         });
-        Ended::Done(result)
+        Ended::Done(Box::new(result))
     }
 
     /// Takes in what a pass found: the policies to watch, their picks,
@@ -652,7 +657,10 @@ mod tests {
         let base = Duration::from_secs(100);
         for _ in 0..1000 {
             let d = jittered(base);
-            assert!(d >= Duration::from_secs(90) && d <= Duration::from_secs(110), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(90) && d <= Duration::from_secs(110),
+                "{d:?}"
+            );
         }
     }
 
@@ -660,7 +668,10 @@ mod tests {
     fn a_repository_is_scanned_at_its_shortest_policy_interval() {
         let default = Duration::from_secs(300);
         let minute = Some(Duration::from_secs(60));
-        assert_eq!(repository_interval([None, minute], default), Duration::from_secs(60));
+        assert_eq!(
+            repository_interval([None, minute], default),
+            Duration::from_secs(60)
+        );
         assert_eq!(repository_interval([None, None], default), default);
         assert_eq!(
             repository_interval([Some(Duration::from_secs(3600))], default),

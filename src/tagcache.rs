@@ -133,7 +133,9 @@ impl TagCache {
                         }),
                     );
                 }
-                Err(e) => warn!(file = %path.display(), error = %e, "skipping an unreadable tag cache entry"),
+                Err(e) => {
+                    warn!(file = %path.display(), error = %e, "skipping an unreadable tag cache entry")
+                }
             }
         }
         Ok(TagCache {

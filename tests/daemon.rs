@@ -95,6 +95,7 @@ impl Fleet {
     fn start(&self, name: &str, port: u16, interval: &str, args: &[&str]) -> Daemon {
         let config = self.config(name, port, interval);
         Daemon::start(
+            Path::new(env!("CARGO_BIN_EXE_crowsnest")),
             &config,
             args,
             &[],
@@ -167,9 +168,11 @@ fn registry_notifications_reach_a_signed_commit_and_policy_changes_take_effect()
     );
 
     // Status and metrics over the socket say the same.
-    daemon.wait_until("the status to show the commit", Duration::from_secs(5), |d| {
-        d.status()["lastCommit"]["id"] == fx.remote.tip("main").as_str()
-    });
+    daemon.wait_until(
+        "the status to show the commit",
+        Duration::from_secs(5),
+        |d| d.status()["lastCommit"]["id"] == fx.remote.tip("main").as_str(),
+    );
     let status = daemon.status();
     let app = policy_of(&status, "default:app");
     assert_eq!(app["latest"], "1.1.0");
@@ -186,7 +189,10 @@ fn registry_notifications_reach_a_signed_commit_and_policy_changes_take_effect()
             "crowsnest_policy_selected{{policy=\"default:app\",image=\"{}/demo/app\",tag=\"1.1.0\"}} 1",
             fx.registry.host()
         ),
-        format!("crowsnest_tags{{image=\"{}/demo/app\"}} 2", fx.registry.host()),
+        format!(
+            "crowsnest_tags{{image=\"{}/demo/app\"}} 2",
+            fx.registry.host()
+        ),
         "crowsnest_registry_requests_total{".to_owned(),
     ] {
         assert!(metrics.contains(&expected), "{expected} in\n{metrics}");
@@ -243,7 +249,9 @@ fn a_restart_plans_from_the_tag_cache_and_never_downgrades() {
     let port = fx.port;
     let mut first = fx.start("main", port, "1h", &[]);
     first.wait_ready();
-    first.wait_until("the first commit", Duration::from_secs(20), |_| fx.pins("app", "1.2.0"));
+    first.wait_until("the first commit", Duration::from_secs(20), |_| {
+        fx.pins("app", "1.2.0")
+    });
     assert_eq!(first.terminate(Duration::from_secs(25)).code(), Some(0));
     let listed = fx.tag_listings();
     assert_eq!(listed, 1);
@@ -287,10 +295,7 @@ fn a_restart_plans_from_the_tag_cache_and_never_downgrades() {
 #[test]
 fn two_shards_update_disjoint_policies_without_lost_updates() {
     let apps = ["a1", "a2", "a3", "a4", "a5", "a6"];
-    let specs: Vec<(&str, &[&str])> = apps
-        .iter()
-        .map(|a| (*a, &["1.0.0", "1.0.1"][..]))
-        .collect();
+    let specs: Vec<(&str, &[&str])> = apps.iter().map(|a| (*a, &["1.0.0", "1.0.1"][..])).collect();
     let fx = Fleet::new(false, &specs);
     let other_port = Daemon::free_port();
     let mut shards = [
@@ -314,7 +319,10 @@ fn two_shards_update_disjoint_policies_without_lost_updates() {
         assert_eq!(status["shard"], shard.to_string());
         for p in status["policies"].as_array().unwrap() {
             let name = p["id"].as_str().unwrap().trim_start_matches("default:");
-            assert!(shard.owns(&PolicyId::new("default", name)), "{name} in shard {shard}");
+            assert!(
+                shard.owns(&PolicyId::new("default", name)),
+                "{name} in shard {shard}"
+            );
             seen.push(name.to_owned());
         }
     }
@@ -353,7 +361,11 @@ fn the_status_page_renders_in_headless_chromium() {
     let chromium = support::process::require("chromium", "chromium");
     let fx = Fleet::new(
         false,
-        &[("api", &["1.0.0", "1.4.2"]), ("web", &["1.0.0"]), ("worker", &["1.0.0", "2.0.0-rc.1", "1.1.0"])],
+        &[
+            ("api", &["1.0.0", "1.4.2"]),
+            ("web", &["1.0.0"]),
+            ("worker", &["1.0.0", "2.0.0-rc.1", "1.1.0"]),
+        ],
     );
     let mut daemon = fx.start("main", fx.port, "1h", &[]);
     daemon.wait_ready();
@@ -419,7 +431,10 @@ fn no_secret_appears_in_any_log_line() {
     registry.push_tags("demo/app", &["1.0.0", "1.3.0"]);
     let host = registry.host();
     let remote = Remote::new(&[
-        ("apps/app/deployment.yaml", &deployment(&host, "app", "1.0.0")),
+        (
+            "apps/app/deployment.yaml",
+            &deployment(&host, "app", "1.0.0"),
+        ),
         ("policies/app.yaml", &policy(&host, "app")),
     ]);
     let http = GitHttp::start(remote.dir(), "bot", git_password);
@@ -457,6 +472,7 @@ fn no_secret_appears_in_any_log_line() {
     );
     let log = dir.path().join("daemon.log");
     let mut daemon = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_crowsnest")),
         &config,
         &[],
         &[("CROWSNEST_LOG", "debug"), ("CROWSNEST_LOG_FORMAT", "json")],
@@ -475,11 +491,36 @@ fn no_secret_appears_in_any_log_line() {
     let bearer = format!("Bearer {TOKEN}");
     let wrong = format!("Bearer {wrong_token}");
     for (path, headers, body, expected) in [
-        ("/hooks/generic".to_owned(), vec![("authorization", bearer.as_str())], generic.as_str(), 202),
-        ("/hooks/generic".to_owned(), vec![("authorization", wrong.as_str())], generic.as_str(), 401),
-        (format!("/hooks/generic?token={wrong_token}"), vec![], generic.as_str(), 401),
-        (format!("/hooks/generic?token={TOKEN}"), vec![], generic.as_str(), 202),
-        ("/hooks/github".to_owned(), vec![("x-hub-signature-256", signature.as_str())], github, 202),
+        (
+            "/hooks/generic".to_owned(),
+            vec![("authorization", bearer.as_str())],
+            generic.as_str(),
+            202,
+        ),
+        (
+            "/hooks/generic".to_owned(),
+            vec![("authorization", wrong.as_str())],
+            generic.as_str(),
+            401,
+        ),
+        (
+            format!("/hooks/generic?token={wrong_token}"),
+            vec![],
+            generic.as_str(),
+            401,
+        ),
+        (
+            format!("/hooks/generic?token={TOKEN}"),
+            vec![],
+            generic.as_str(),
+            202,
+        ),
+        (
+            "/hooks/github".to_owned(),
+            vec![("x-hub-signature-256", signature.as_str())],
+            github,
+            202,
+        ),
     ] {
         assert_eq!(daemon.post(&path, &headers, body).0, expected, "{path}");
     }
@@ -507,11 +548,14 @@ fn no_secret_appears_in_any_log_line() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() > 20, "a debug log has lines:\n{text}");
     for line in &lines {
-        let value: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
         assert!(value.is_object(), "{line}");
         for secret in &secrets {
-            assert!(!line.contains(secret.as_str()), "a secret in the log: {line}");
+            assert!(
+                !line.contains(secret.as_str()),
+                "a secret in the log: {line}"
+            );
         }
     }
     // Spans and events carry policy, image and commit fields.

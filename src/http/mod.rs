@@ -162,11 +162,7 @@ async fn hook(
         }
     }
     state.metrics.webhook(name, "accepted");
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({ "scan": repositories })),
-    )
-        .into_response()
+    (StatusCode::ACCEPTED, Json(json!({ "scan": repositories }))).into_response()
 }
 
 #[cfg(test)]

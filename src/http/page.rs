@@ -89,13 +89,7 @@ pub fn render(status: &Status) -> String {
     );
     let last_commit = status.last_commit.as_ref().map_or_else(
         || "none yet".to_owned(),
-        |c| {
-            format!(
-                "<code>{}</code> · {}",
-                escape(&short(&c.id)),
-                escape(&c.at)
-            )
-        },
+        |c| format!("<code>{}</code> · {}", escape(&short(&c.id)), escape(&c.at)),
     );
     let _ = write!(
         html,

@@ -109,7 +109,10 @@ async fn status_json_and_page_show_each_policy_escaped() {
     assert_eq!(code, StatusCode::OK);
     assert!(html.contains("default:&lt;app&gt;"), "{html}");
     assert!(!html.contains("<app>"));
-    assert!(!html.contains("http://") && !html.contains("https://"), "no external assets");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external assets"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +128,8 @@ async fn webhooks_without_a_configured_token_are_accepted_and_trigger_a_scan() {
 #[tokio::test]
 async fn webhooks_need_the_token_when_one_is_configured() {
     let mut h = harness(Some("hook-token"));
-    let cases: [(&str, Vec<(&str, String)>, StatusCode); 5] = [
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, StatusCode);
+    let cases: [Case<'_>; 5] = [
         ("/hooks/generic", vec![], StatusCode::UNAUTHORIZED),
         (
             "/hooks/generic",
@@ -137,7 +141,11 @@ async fn webhooks_need_the_token_when_one_is_configured() {
             vec![("authorization", "Bearer hook-token".into())],
             StatusCode::ACCEPTED,
         ),
-        ("/hooks/generic?token=hook-token", vec![], StatusCode::ACCEPTED),
+        (
+            "/hooks/generic?token=hook-token",
+            vec![],
+            StatusCode::ACCEPTED,
+        ),
         (
             "/hooks/github",
             vec![(
@@ -156,7 +164,10 @@ async fn webhooks_need_the_token_when_one_is_configured() {
     }
     assert_eq!(h.triggers.try_recv().unwrap().len(), 1);
     assert_eq!(h.triggers.try_recv().unwrap().len(), 1);
-    assert!(h.triggers.try_recv().is_err(), "the unauthorized ones sent nothing");
+    assert!(
+        h.triggers.try_recv().is_err(),
+        "the unauthorized ones sent nothing"
+    );
     let metrics = h.state.metrics.encode();
     assert!(
         metrics.contains("crowsnest_webhooks_total{source=\"generic\",result=\"unauthorized\"} 2"),

@@ -45,7 +45,8 @@ fn each_registrys_documented_sample_names_its_repository() {
         ),
     ];
     for (source, expected) in cases {
-        let pushes = parse(source, &sample(source.name())).expect(source.name());
+        let pushes =
+            parse(source, &sample(source.name())).unwrap_or_else(|e| panic!("{source}: {e}"));
         assert_eq!(pushes, vec![expected], "{source}");
     }
 }
@@ -74,7 +75,10 @@ fn distribution_without_host_matches_any_registry() {
 fn docker_hub_official_images_live_under_library() {
     let body = br#"{"push_data":{"tag":"1.27"},"repository":{"repo_name":"nginx"}}"#;
     let pushes = parse(Source::DockerHub, body).unwrap();
-    assert_eq!(pushes, vec![push(Some("docker.io"), "library/nginx", "1.27")]);
+    assert_eq!(
+        pushes,
+        vec![push(Some("docker.io"), "library/nginx", "1.27")]
+    );
     assert!(pushes[0].matches(&ImageName::parse("nginx").unwrap()));
     assert!(!pushes[0].matches(&ImageName::parse("ghcr.io/library/nginx").unwrap()));
 }
@@ -88,10 +92,14 @@ fn harbor_events_other_than_push_trigger_nothing() {
 #[test]
 fn github_pings_and_non_container_packages_trigger_nothing() {
     assert_eq!(
-        parse(Source::GitHub, br#"{"zen":"Keep it logically awesome.","hook_id":1}"#),
+        parse(
+            Source::GitHub,
+            br#"{"zen":"Keep it logically awesome.","hook_id":1}"#
+        ),
         Ok(vec![])
     );
-    let npm = br#"{"action":"published","package":{"name":"x","namespace":"o","package_type":"npm"}}"#;
+    let npm =
+        br#"{"action":"published","package":{"name":"x","namespace":"o","package_type":"npm"}}"#;
     assert_eq!(parse(Source::GitHub, npm), Ok(vec![]));
 }
 
@@ -129,7 +137,10 @@ fn malformed_payloads_are_refused_with_a_reason() {
 #[test]
 fn generic_accepts_a_tag_inside_the_image_reference() {
     assert_eq!(
-        parse(Source::Generic, br#"{"image":"ghcr.io/a/b:1.0.0@sha256:00"}"#),
+        parse(
+            Source::Generic,
+            br#"{"image":"ghcr.io/a/b:1.0.0@sha256:00"}"#
+        ),
         Ok(vec![push(Some("ghcr.io"), "a/b", "1.0.0")])
     );
 }

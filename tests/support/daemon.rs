@@ -14,9 +14,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `crowsnest run --config CONFIG ARGS` with `env`, logging to `log`.
-    pub fn start(config: &Path, args: &[&str], env: &[(&str, &str)], log: &Path, port: u16) -> Daemon {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_crowsnest"));
+    /// Starts `BINARY run --config CONFIG ARGS` with `env`, logging to `log`.
+    /// `binary` is the test's `env!("CARGO_BIN_EXE_crowsnest")` (support is
+    /// also compiled into examples, which have no such variable).
+    pub fn start(
+        binary: &Path,
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+        port: u16,
+    ) -> Daemon {
+        let mut command = Command::new(binary);
         command
             .arg("run")
             .arg("--config")
@@ -87,17 +96,28 @@ impl Daemon {
     }
 
     /// Waits until `done` holds, or panics with `what` and the log.
-    pub fn wait_until(&mut self, what: &str, timeout: Duration, mut done: impl FnMut(&Daemon) -> bool) {
+    pub fn wait_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&Daemon) -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
         loop {
             if done(self) {
                 return;
             }
             if let Some(status) = self.guard.exited() {
-                panic!("crowsnest run exited ({status}) while waiting for {what}:\n{}", self.log_text());
+                panic!(
+                    "crowsnest run exited ({status}) while waiting for {what}:\n{}",
+                    self.log_text()
+                );
             }
             if Instant::now() > deadline {
-                panic!("timed out after {timeout:?} waiting for {what}:\n{}", self.log_text());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -105,7 +125,9 @@ impl Daemon {
 
     /// Waits for `/readyz` to answer 200.
     pub fn wait_ready(&mut self) {
-        self.wait_until("/readyz", Duration::from_secs(60), |d| d.get("/readyz").0 == 200);
+        self.wait_until("/readyz", Duration::from_secs(60), |d| {
+            d.get("/readyz").0 == 200
+        });
     }
 
     /// Sends SIGTERM and waits for the exit, at most `timeout`.
@@ -118,7 +140,10 @@ impl Daemon {
                 return status;
             }
             if Instant::now() > deadline {
-                panic!("crowsnest run did not exit within {timeout:?} of SIGTERM:\n{}", self.log_text());
+                panic!(
+                    "crowsnest run did not exit within {timeout:?} of SIGTERM:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
