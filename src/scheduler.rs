@@ -16,8 +16,10 @@
 //!   [`TagCache`] in `stateDir`, so a restart plans from the cache instead
 //!   of rescanning everything at once, and each repository's next scan is
 //!   timed from its last one.
+//! - A webhook waits [`SchedulerOptions::batch_window`] (50 ms) for others
+//!   that arrive together, then its repositories are scanned at once.
 //! - On shutdown a running pass gets [`SchedulerOptions::shutdown_deadline`]
-//!   to finish, then is abandoned. A push is one atomic ref update on the
+//!   (`--shutdown-timeout`) to finish, then is abandoned. A push is one atomic ref update on the
 //!   remote, run to completion on a blocking thread either way, so the
 //!   remote never sees half a pass.
 
@@ -52,6 +54,9 @@ pub struct SchedulerOptions {
     pub shard: Option<Shard>,
     /// How long a running pass may take to finish after shutdown is asked.
     pub shutdown_deadline: Duration,
+    /// After a webhook, how long to wait for more before scanning, so
+    /// pushes that arrive together make one pass and one commit.
+    pub batch_window: Duration,
 }
 
 impl Default for SchedulerOptions {
@@ -59,6 +64,7 @@ impl Default for SchedulerOptions {
         Self {
             shard: None,
             shutdown_deadline: Duration::from_secs(20),
+            batch_window: Duration::from_millis(50),
         }
     }
 }
@@ -193,7 +199,8 @@ impl Scheduler {
                 pushes = triggers.recv() => {
                     let Some(pushes) = pushes else { break };
                     pass_wanted |= self.on_pushes(&pushes);
-                    // Batch whatever else already arrived.
+                    // Batch whatever else arrives together.
+                    tokio::time::sleep(self.options.batch_window).await;
                     while let Ok(more) = triggers.try_recv() {
                         pass_wanted |= self.on_pushes(&more);
                     }

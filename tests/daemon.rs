@@ -563,3 +563,132 @@ fn no_secret_appears_in_any_log_line() {
         assert!(text.contains(field), "{field} in the log:\n{text}");
     }
 }
+
+#[test]
+fn pushes_that_arrive_together_make_one_commit() {
+    let fx = Fleet::new(false, &[("api", &["1.0.0"]), ("web", &["1.0.0"])]);
+    let mut daemon = fx.start("main", fx.port, "1h", &[]);
+    daemon.wait_ready();
+    let commits = fx.remote.commit_count("main");
+    fx.registry.push_tags("demo/api", &["1.1.0"]);
+    fx.registry.push_tags("demo/web", &["1.2.0"]);
+    // One notification envelope naming both pushes, as a registry batches them.
+    let host = fx.registry.host();
+    let envelope = format!(
+        r#"{{"events":[
+            {{"action":"push","target":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"demo/api","tag":"1.1.0"}},"request":{{"host":"{host}"}}}},
+            {{"action":"push","target":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"demo/web","tag":"1.2.0"}},"request":{{"host":"{host}"}}}}
+        ]}}"#
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    let (code, body) = daemon.post(
+        "/hooks/distribution",
+        &[("authorization", bearer.as_str())],
+        &envelope,
+    );
+    assert_eq!(code, 202, "{body}");
+    daemon.wait_until("both updates", Duration::from_secs(20), |_| {
+        fx.pins("api", "1.1.0") && fx.pins("web", "1.2.0")
+    });
+    assert_eq!(fx.remote.commit_count("main"), commits + 1, "one commit");
+    let message = fx.remote.message("main");
+    assert_eq!(message.matches("Image-Update: ").count(), 2, "{message}");
+    assert_eq!(daemon.terminate(Duration::from_secs(25)).code(), Some(0));
+}
+
+/// SIGTERM while a push is in flight (a pre-receive hook on the Git
+/// server makes it slow): within the deadline the pass finishes and the
+/// commit lands; past a short deadline the daemon exits anyway and the
+/// remote holds either nothing new or the whole commit, never a part.
+#[test]
+fn sigterm_during_a_push_finishes_or_abandons_the_pass_cleanly() {
+    use support::git_http::GitHttp;
+
+    let fx = Fleet::new(false, &[("app", &["1.0.0", "1.1.0"])]);
+    let http = GitHttp::start(fx.remote.dir(), "bot", "pw");
+    let marker = fx.dir.path().join("hook-started");
+    let hook = |seconds: u32| {
+        fx.remote.set_hook(
+            "pre-receive",
+            &format!(
+                "#!/bin/sh\ncat >/dev/null\ntouch {}\nsleep {seconds}\nexit 0\n",
+                marker.display()
+            ),
+        );
+        let _ = std::fs::remove_file(&marker);
+    };
+    let start = |name: &str, args: &[&str]| {
+        let port = Daemon::free_port();
+        let path = fx.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, format!(
+            "git:\n  url: {url}\n  auth: {{username: bot, passwordFile: {pw}}}\n  author: {{ name: Crowsnest Bot, email: bot@example.com }}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nscan:\n  interval: 1h\nstateDir: state-{name}\nhttp:\n  listen: 127.0.0.1:{port}\n",
+            url = http.url("fleet.git"),
+            pw = http.password_file.display(),
+            host = fx.registry.host(),
+        )).unwrap();
+        Daemon::start(
+            Path::new(env!("CARGO_BIN_EXE_crowsnest")),
+            &path,
+            args,
+            &[],
+            &fx.dir.path().join(format!("{name}.log")),
+            port,
+        )
+    };
+    let wait_for_marker = |daemon: &mut Daemon| {
+        daemon.wait_until(
+            "the push to reach the hook",
+            Duration::from_secs(30),
+            |_| marker.exists(),
+        );
+    };
+
+    // Finish: the pass completes within the default 20 s deadline.
+    hook(2);
+    let mut daemon = start("finish", &[]);
+    wait_for_marker(&mut daemon);
+    let asked = Instant::now();
+    assert_eq!(daemon.terminate(Duration::from_secs(25)).code(), Some(0));
+    assert!(
+        asked.elapsed() >= Duration::from_secs(1),
+        "it waited for the push"
+    );
+    assert!(
+        fx.pins("app", "1.1.0"),
+        "the pass finished: {}",
+        daemon.log_text()
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains("letting the running pass finish")
+    );
+
+    // Abandon: a 1 s deadline against a 5 s hook.
+    fx.registry.push_tags("demo/app", &["1.2.0"]);
+    let before = fx.remote.tip("main");
+    hook(5);
+    let mut daemon = start("abandon", &["--shutdown-timeout", "1s"]);
+    wait_for_marker(&mut daemon);
+    let asked = Instant::now();
+    assert_eq!(daemon.terminate(Duration::from_secs(10)).code(), Some(0));
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains("abandoned the pass at the deadline")
+    );
+    // Once the server is done with the push, the branch is either where
+    // it was or at the whole commit.
+    std::thread::sleep(Duration::from_secs(6));
+    fx.remote.fsck();
+    let tip = fx.remote.tip("main");
+    assert!(
+        tip == before || fx.pins("app", "1.2.0"),
+        "half a pass on the remote"
+    );
+}

@@ -121,6 +121,7 @@ pub async fn run(args: RunArgs) -> Exit {
         config,
         SchedulerOptions {
             shard,
+            shutdown_deadline: args.shutdown_timeout,
             ..SchedulerOptions::default()
         },
         registry,
