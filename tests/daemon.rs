@@ -413,7 +413,7 @@ fn the_status_page_renders_in_headless_chromium() {
 /// Regression guard for PRODUCT.md §4 "secrets never appear in logs": the
 /// daemon runs with every kind of secret configured (Git HTTP password,
 /// registry password, signing-key passphrase, webhook token, a Docker
-/// config credential), at debug level, in JSON; webhooks arrive with the
+/// config credential), at trace level for every crate, in JSON; webhooks arrive with the
 /// right token, a wrong one, a query token and a GitHub signature. No log
 /// line may contain any of them, and every line must be a JSON object.
 #[test]
@@ -475,7 +475,7 @@ fn no_secret_appears_in_any_log_line() {
         Path::new(env!("CARGO_BIN_EXE_crowsnest")),
         &config,
         &[],
-        &[("CROWSNEST_LOG", "debug"), ("CROWSNEST_LOG_FORMAT", "json")],
+        &[("CROWSNEST_LOG", "trace"), ("CROWSNEST_LOG_FORMAT", "json")],
         &log,
         port,
     );
