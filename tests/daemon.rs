@@ -692,3 +692,33 @@ fn sigterm_during_a_push_finishes_or_abandons_the_pass_cleanly() {
         "half a pass on the remote"
     );
 }
+
+#[test]
+fn a_failing_registry_backs_off_and_shows_the_error() {
+    let mut fx = Fleet::new(false, &[("app", &["1.0.0"])]);
+    let mut daemon = fx.start("main", fx.port, "1s", &[]);
+    daemon.wait_ready();
+    fx.registry.stop();
+    let stopped = Instant::now();
+    daemon.wait_until("the error in the status", Duration::from_secs(10), |d| {
+        policy_of(&d.status(), "default:app")["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("unreachable"))
+    });
+    std::thread::sleep(Duration::from_millis(7500).saturating_sub(stopped.elapsed()));
+    let metrics = daemon.metrics();
+    let errors: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("crowsnest_scans_total{result=\"error\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no scan errors in\n{metrics}"));
+    // Every 1 s without backoff would be 7; 1 s, 2 s, 4 s apart is 3 or 4.
+    assert!((2..=4).contains(&errors), "{errors} failed scans in 7.5 s");
+    assert!(
+        metrics.contains("crowsnest_errors_total{kind=\"unreachable\"}"),
+        "{metrics}"
+    );
+    let (_, html) = daemon.get("/");
+    assert!(html.contains("unreachable"), "{html}");
+    assert_eq!(daemon.terminate(Duration::from_secs(25)).code(), Some(0));
+}
