@@ -280,4 +280,44 @@ mod tests {
         }
         assert!(!text.contains("tag=\"1.0.0\""), "{text}");
     }
+
+    #[test]
+    fn every_metric_is_documented_in_the_readme() {
+        let registry = crate::registry::Registry::new(&Default::default()).unwrap();
+        let metrics = Metrics::new(|r| registry.register_metrics(r));
+        // Families print their TYPE line once they hold a series.
+        let m = registry.metrics();
+        m.request("h", "tags", "200");
+        m.token("h");
+        m.bytes("h", 1);
+        m.retry("h", "timeout");
+        m.rate_limit("h", Some(1.0));
+        metrics.error("git");
+        metrics.webhook("generic", "accepted");
+        metrics.tags_of("h/r", 1);
+        metrics.select(&PolicyId::new("a", "b"), "h/r", None, "1");
+        for family in [&metrics.scans, &metrics.passes, &metrics.pushes] {
+            Metrics::counted(family, "ok");
+        }
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let mut names = Vec::new();
+        for line in metrics.encode().lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let (name, kind) = rest.split_once(' ').unwrap();
+            let shown = if kind == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            };
+            assert!(
+                readme.contains(&format!("| `{shown}` |")),
+                "{shown} is not in the README's metrics table"
+            );
+            names.push(shown);
+        }
+        assert!(names.len() >= 21, "{names:?}");
+    }
 }
