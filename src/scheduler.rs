@@ -4,6 +4,9 @@
 //!
 //! - Each image repository is scanned once per round however many policies
 //!   watch it, at the shortest interval of its policies, with ±10 % jitter.
+//!   A repository listed for the first time is rescanned somewhere in the
+//!   second half of its interval, so a fleet listed together at start-up
+//!   spreads out instead of hitting its registries in one burst per round.
 //! - A scan that fails backs off exponentially with jitter (1 s doubling
 //!   to 10 min); the first success resets it.
 //! - A scan whose tags changed, a webhook naming no watched repository (a
@@ -111,6 +114,14 @@ pub fn first_due(
             now + spread.mul_f64(rand::random_range(0.0..=1.0))
         }
     }
+}
+
+/// The first rescan of a repository the daemon just listed for the first
+/// time: anywhere in the second half of its interval, so a fleet listed
+/// together at start-up is not rescanned in one burst every interval but
+/// spreads out from the first round on (jitter keeps it spread).
+pub fn first_rescan(interval: Duration) -> Duration {
+    interval.mul_f64(rand::random_range(0.5..=1.0))
 }
 
 struct Repo {
@@ -537,7 +548,7 @@ impl Scheduler {
                 None => {
                     let (next_scan, last_scan, failures) = match &cached {
                         Some(c) if listed.contains(&key) => {
-                            (now + jittered(interval), Some(c.scanned_at), 0)
+                            (now + first_rescan(interval), Some(c.scanned_at), 0)
                         }
                         Some(c) => (
                             first_due(now, wall, c.scanned_at, interval),
@@ -669,6 +680,18 @@ mod tests {
                 "{d:?}"
             );
         }
+    }
+
+    #[test]
+    fn first_rescans_spread_over_the_second_half_of_the_interval() {
+        let interval = Duration::from_secs(300);
+        let delays: Vec<Duration> = (0..500).map(|_| first_rescan(interval)).collect();
+        assert!(delays.iter().all(|d| *d >= interval / 2 && *d <= interval));
+        let buckets: BTreeSet<u64> = delays.iter().map(|d| d.as_secs() / 15).collect();
+        assert!(
+            buckets.len() >= 10,
+            "every 15 s bucket of 150..300 s is used: {buckets:?}"
+        );
     }
 
     #[test]
