@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// Take only the policies of shard I of N (0-based), by a stable hash.
     #[arg(long, env = "CROWSNEST_SHARD", value_name = "I/N")]
     pub shard: Option<String>,
+    /// How long a running pass may take to finish after SIGTERM before it
+    /// is abandoned (keep it below the pod's terminationGracePeriodSeconds).
+    #[arg(long, env = "CROWSNEST_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

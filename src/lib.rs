@@ -21,6 +21,8 @@ pub mod history;
 pub mod http;
 pub mod inventory;
 pub mod manifests;
+#[cfg(feature = "runtime")]
+pub mod metrics;
 pub mod model;
 pub mod policy;
 #[cfg(feature = "runtime")]
@@ -29,4 +31,9 @@ pub mod reconcile;
 pub mod registry;
 #[cfg(feature = "runtime")]
 pub mod scheduler;
+#[cfg(feature = "runtime")]
+pub mod status;
+#[cfg(feature = "runtime")]
+pub mod tagcache;
+pub mod webhooks;
 pub mod yaml;

@@ -44,7 +44,10 @@ fn main() -> ExitCode {
             return Exit::Failed.into();
         }
     };
-    runtime
-        .block_on(crowsnest::commands::dispatch(cli.command))
-        .into()
+    let exit = runtime.block_on(crowsnest::commands::dispatch(cli.command));
+    // A pass abandoned at the shutdown deadline may still be inside a
+    // blocking git call; do not wait for it. The remote applies a push as
+    // one atomic ref update, so it never holds half a pass.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    exit.into()
 }

@@ -442,6 +442,44 @@ impl fmt::Display for Secret {
     }
 }
 
+/// `--shard I/N`: this daemon takes the policies whose stable hash is `I`
+/// modulo `N`. The hash is SHA-256 of `namespace:name`, so every shard,
+/// build and machine assigns a policy the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Parses `I/N` with `0 <= I < N`.
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let invalid = || format!("shard {text:?} is not I/N with 0 <= I < N, e.g. 0/2");
+        let (index, count) = text.trim().split_once('/').ok_or_else(invalid)?;
+        let index: u32 = index.trim().parse().map_err(|_| invalid())?;
+        let count: u32 = count.trim().parse().map_err(|_| invalid())?;
+        if count == 0 || index >= count {
+            return Err(invalid());
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether this shard takes `policy`.
+    pub fn owns(&self, policy: &PolicyId) -> bool {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(policy.to_string().as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first) % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,5 +593,26 @@ mod tests {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret} {secret:?}"), "<redacted> <redacted>");
         assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn shards_parse_and_split_policies_stably_and_disjointly() {
+        assert_eq!(Shard::parse("1/3"), Ok(Shard { index: 1, count: 3 }));
+        for bad in ["", "1", "3/3", "0/0", "-1/2", "a/b", "1/2/3"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+        let shards: Vec<Shard> = (0..3).map(|index| Shard { index, count: 3 }).collect();
+        let mut counts = [0usize; 3];
+        for n in 0..300 {
+            let id = PolicyId::new("default", format!("app-{n}"));
+            let owners: Vec<usize> = (0..3).filter(|&i| shards[i].owns(&id)).collect();
+            assert_eq!(owners.len(), 1, "{id} has exactly one owner");
+            counts[owners[0]] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 60), "{counts:?}");
+        // Stable across builds: pinned values of SHA-256("default:podinfo").
+        let podinfo = PolicyId::new("default", "podinfo");
+        let owner = (0..2).find(|&i| Shard { index: i, count: 2 }.owns(&podinfo));
+        assert_eq!(owner, Some(0));
     }
 }

@@ -22,10 +22,11 @@ use crate::git::{self, Base, MessageInput, PushOutcome, Repo, TreeFile};
 use crate::inventory::{self, FileSource, Finding, Inventory, SourceError};
 use crate::manifests::{self, Edit};
 use crate::model::{
-    Change, DigestReflection, Field, ImageName, ImageUpdate, Located, PolicyId, Selection,
+    Change, DigestReflection, Field, ImageName, ImageUpdate, Located, PolicyId, Selection, Shard,
 };
 use crate::policy::{Automation, FluxChange, Policy};
 use crate::registry::{Registry, RegistryError};
+use crate::tagcache::TagCache;
 
 /// How many times a pass re-plans after the remote moved under it.
 pub const MAX_PUSH_ATTEMPTS: u32 = 5;
@@ -69,6 +70,10 @@ impl ReconcileError {
     }
 }
 
+/// One image's outcome in a pass: its canonical name when the registry
+/// was asked, and each of its policies' decision.
+type ImageDecisions = (Option<String>, Vec<(PolicyId, Result<Selection, Failure>)>);
+
 /// A policy that could not be decided this pass; the others go on.
 #[derive(Debug, Clone)]
 pub struct Failure {
@@ -81,6 +86,28 @@ pub struct Failure {
 pub struct PassOptions {
     /// Compute everything, commit and push nothing.
     pub dry_run: bool,
+    /// Only the policies of this shard are decided and written.
+    pub shard: Option<Shard>,
+}
+
+/// A policy the pass watched (used by a setter, and in the shard).
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub id: PolicyId,
+    pub image: ImageName,
+    /// `None`: the daemon's `scan.interval`.
+    pub interval: Option<Duration>,
+    /// The tags its setters hold now (before this pass's changes), deduplicated.
+    pub current: Vec<String>,
+}
+
+/// Where a pass reads tags from.
+#[derive(Clone, Copy)]
+enum Tags<'a> {
+    /// List every image from the registry (`crowsnest once`).
+    Registry,
+    /// The daemon's cache; images it lacks are listed and stored.
+    Cached(&'a TagCache),
 }
 
 /// What a pass found and did.
@@ -102,6 +129,12 @@ pub struct PassReport {
     pub message: Option<String>,
     /// The pushed commit, when one was made.
     pub commit: Option<String>,
+    /// The policies this pass watched, in id order.
+    pub watched: Vec<Watched>,
+    /// Images listed from the registry during the pass (canonical names).
+    pub listed: Vec<String>,
+    /// Pushes that lost a race with another writer and were re-planned.
+    pub conflicts: u32,
 }
 
 impl PassReport {
@@ -124,6 +157,15 @@ impl Reconciler {
     /// Opens (or clones) the repository in `stateDir` and builds the registry client.
     pub async fn new(config: Config) -> Result<Reconciler, ReconcileError> {
         let registry = Registry::new(&config.registries)?;
+        Self::with_registry(config, registry).await
+    }
+
+    /// Like [`Reconciler::new`] with a registry client built beforehand (the
+    /// daemon registers its metrics before the clone finishes).
+    pub async fn with_registry(
+        config: Config,
+        registry: Registry,
+    ) -> Result<Reconciler, ReconcileError> {
         let git_config = config.git.clone();
         let state_dir = config.state_dir.clone();
         let repo = blocking(move || Repo::open(&git_config, &state_dir)).await??;
@@ -141,13 +183,38 @@ impl Reconciler {
 
     /// One pass. Re-plans on the new tip when the push loses a race, at most
     /// [`MAX_PUSH_ATTEMPTS`] times.
-    #[instrument(skip_all, fields(branch = %self.config.git.branch, dry_run = options.dry_run))]
     pub async fn pass(&self, options: PassOptions) -> Result<PassReport, ReconcileError> {
+        self.run_pass(options, Tags::Registry).await
+    }
+
+    /// One pass that takes tags from `cache` (listing and storing only the
+    /// images it lacks): the daemon's pass, whose scans fill the cache.
+    pub async fn pass_cached(
+        &self,
+        options: PassOptions,
+        cache: &TagCache,
+    ) -> Result<PassReport, ReconcileError> {
+        self.run_pass(options, Tags::Cached(cache)).await
+    }
+
+    /// The registry client (shared by every clone).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    #[instrument(skip_all, fields(branch = %self.config.git.branch, dry_run = options.dry_run))]
+    async fn run_pass(
+        &self,
+        options: PassOptions,
+        tags: Tags<'_>,
+    ) -> Result<PassReport, ReconcileError> {
         let mut backoff = Duration::from_millis(200);
+        let mut conflicts = 0;
         for attempt in 1..=MAX_PUSH_ATTEMPTS {
             let (base, inventory, findings) = self.snapshot().await?;
             let mut report = PassReport {
                 findings,
+                conflicts,
                 ..PassReport::default()
             };
             if !report.findings.is_empty() {
@@ -160,7 +227,10 @@ impl Reconciler {
             for policy in inventory.used_policies().iter().filter(|p| p.insecure) {
                 self.registry.allow_plain_http(&policy.image.registry);
             }
-            let selections = self.select(&inventory, &mut report.failures).await;
+            report.watched = watched(&inventory, options.shard);
+            let selections = self
+                .select(&inventory, options.shard, tags, &mut report)
+                .await;
             let edits = plan(&inventory, &selections, &mut report);
             report.selections = selections;
             if report.changes.is_empty() {
@@ -207,6 +277,7 @@ impl Reconciler {
                     return Ok(report);
                 }
                 (_, PushOutcome::NonFastForward) => {
+                    conflicts += 1;
                     warn!(
                         attempt,
                         "the branch moved while the pass ran; fetching and planning again"
@@ -307,55 +378,89 @@ impl Reconciler {
             })
     }
 
-    /// Lists each used image once and lets each policy pick.
+    /// Reads each used image's tags once and lets each of its policies
+    /// pick. Images are handled a few at a time and their tags dropped once
+    /// decided, so a pass over a thousand repositories of a thousand tags
+    /// never holds them all as strings at once.
     async fn select(
         &self,
         inventory: &Inventory,
-        failures: &mut Vec<Failure>,
+        shard: Option<Shard>,
+        tags: Tags<'_>,
+        report: &mut PassReport,
     ) -> BTreeMap<PolicyId, Selection> {
-        let policies = inventory.used_policies();
-        let mut images: Vec<&ImageName> = policies.iter().map(|p| &p.image).collect();
-        images.sort_by_key(|i| i.canonical());
-        images.dedup_by_key(|i| i.canonical());
-        let listed: HashMap<String, Result<Vec<String>, RegistryError>> = futures::stream::iter(
-            images,
-        )
-        .map(|image| async move { (image.canonical(), self.registry.list_tags(image).await) })
-        .buffer_unordered(SCAN_CONCURRENCY)
-        .collect()
-        .await;
-        let decided: Vec<(PolicyId, Result<Selection, Failure>)> = futures::stream::iter(policies)
-            .map(|policy| {
-                let listed = &listed[&policy.image.canonical()];
-                async move {
-                    let decision = match listed {
-                        Ok(tags) => self.decide(policy, tags, inventory).await,
+        let mut by_image: BTreeMap<String, Vec<&Policy>> = BTreeMap::new();
+        for policy in inventory.used_policies() {
+            if shard.is_none_or(|s| s.owns(&policy.id)) {
+                by_image
+                    .entry(policy.image.canonical())
+                    .or_default()
+                    .push(policy);
+            }
+        }
+        let decided: Vec<ImageDecisions> = futures::stream::iter(by_image)
+            .map(|(key, policies)| async move {
+                let image = &policies[0].image;
+                let (listed, result) = self.tags_of(image, &key, tags).await;
+                let mut decisions = Vec::with_capacity(policies.len());
+                for policy in policies {
+                    let decision = match &result {
+                        Ok(list) => self.decide(policy, list, inventory).await,
                         Err(e) => Err(Failure {
                             policy: policy.id.clone(),
                             kind: e.kind(),
                             message: e.to_string(),
                         }),
                     };
-                    (policy.id.clone(), decision)
+                    decisions.push((policy.id.clone(), decision));
                 }
+                (listed.then_some(key), decisions)
             })
             .buffer_unordered(SCAN_CONCURRENCY)
             .collect()
             .await;
         let mut selections = BTreeMap::new();
-        for (id, decision) in decided {
-            match decision {
-                Ok(selection) => {
-                    selections.insert(id, selection);
-                }
-                Err(failure) => {
-                    warn!(policy = %failure.policy, error = %failure.message, "policy not decided");
-                    failures.push(failure);
+        for (listed, decisions) in decided {
+            report.listed.extend(listed);
+            for (id, decision) in decisions {
+                match decision {
+                    Ok(selection) => {
+                        selections.insert(id, selection);
+                    }
+                    Err(failure) => {
+                        warn!(policy = %failure.policy, error = %failure.message, "policy not decided");
+                        report.failures.push(failure);
+                    }
                 }
             }
         }
-        failures.sort_by(|a, b| a.policy.cmp(&b.policy));
+        report.listed.sort();
+        report.failures.sort_by(|a, b| a.policy.cmp(&b.policy));
         selections
+    }
+
+    /// An image's tags from `tags`, and whether the registry was asked.
+    async fn tags_of(
+        &self,
+        image: &ImageName,
+        key: &str,
+        tags: Tags<'_>,
+    ) -> (bool, Result<Vec<String>, RegistryError>) {
+        match tags {
+            Tags::Registry => (true, self.registry.list_tags(image).await),
+            Tags::Cached(cache) => {
+                if let Some(cached) = cache.get(key) {
+                    return (false, Ok(cached.tags.to_vec()));
+                }
+                let listed = self.registry.list_tags(image).await;
+                if let Ok(list) = &listed {
+                    if let Err(e) = cache.store(key, list, std::time::SystemTime::now()) {
+                        warn!(image = %image, error = %e, "cannot persist the tag cache");
+                    }
+                }
+                (true, listed)
+            }
+        }
     }
 
     /// One policy's pick from its image's tags: the best tag under the
@@ -496,6 +601,35 @@ fn effective_git(config: &Config, automation: Option<&Automation>) -> (String, S
         _ => git.author.clone(),
     };
     (branch, push_branch, author)
+}
+
+/// The used policies of `shard`, with the tags their setters hold now.
+fn watched(inventory: &Inventory, shard: Option<Shard>) -> Vec<Watched> {
+    let mut current: BTreeMap<&PolicyId, Vec<String>> = BTreeMap::new();
+    for setter in inventory.files.values().flat_map(|f| &f.setters) {
+        let tag = match setter.field {
+            Field::Image => tag_of(&setter.value),
+            Field::Tag => Some(setter.value.as_str()),
+            Field::Name | Field::Digest => None,
+        };
+        let tags = current.entry(&setter.policy).or_default();
+        if let Some(tag) = tag {
+            if !tags.iter().any(|t| t == tag) {
+                tags.push(tag.to_owned());
+            }
+        }
+    }
+    inventory
+        .used_policies()
+        .into_iter()
+        .filter(|p| shard.is_none_or(|s| s.owns(&p.id)))
+        .map(|p| Watched {
+            id: p.id.clone(),
+            image: p.image.clone(),
+            interval: p.interval,
+            current: current.remove(&p.id).unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// A digest the repository already pins for `tag` of this policy (an

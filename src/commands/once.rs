@@ -23,6 +23,7 @@ pub async fn run(args: OnceArgs) -> Exit {
     };
     let options = PassOptions {
         dry_run: args.dry_run,
+        shard: None,
     };
     let pass = match reconciler.pass(options).await {
         Ok(pass) => pass,

@@ -182,7 +182,6 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let validator = Validator { file, base };
-        validator.not_supported_yet(&wire)?;
         Ok(validator.config(wire)?)
     }
 }
@@ -194,22 +193,6 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    /// Keys whose behaviour is not built yet are refused, never accepted and
-    /// ignored. Each entry goes when its feature lands.
-    fn not_supported_yet(&self, wire: &wire::ConfigWire) -> Result<(), YamlError> {
-        let refuse = |at: &Spanned<String>, key: &str| {
-            Err(self.err(at, format!("{key} is not supported yet")))
-        };
-        if let Some(t) = wire
-            .http
-            .as_ref()
-            .and_then(|h| h.webhook_token_file.as_ref())
-        {
-            return refuse(t, "http.webhookTokenFile");
-        }
-        Ok(())
-    }
-
     fn err<T>(&self, at: &Spanned<T>, message: impl Into<String>) -> YamlError {
         YamlError::new(
             Located::new(&self.file, yaml::position(&at.referenced)),

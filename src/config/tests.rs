@@ -242,18 +242,23 @@ fn git_auth_is_read_per_transport() {
 }
 
 #[test]
-fn keys_of_features_not_built_yet_are_refused_not_ignored() {
-    let cases = [(
-        "git:\n  url: file:///x\nhttp:\n  webhookTokenFile: t\n",
-        "4:21: http.webhookTokenFile is not supported yet",
-    )];
-    for (text, expected) in cases {
-        let message = error(text);
-        assert!(
-            message.contains(expected),
-            "for {text:?}\n  got:  {message}\n  want: {expected}"
-        );
-    }
+fn a_webhook_token_file_lets_the_daemon_listen_beyond_loopback() {
+    let config = load(
+        "git:\n  url: file:///x\nhttp:\n  listen: 0.0.0.0:8080\n  webhookTokenFile: hook/token\n",
+    )
+    .unwrap();
+    assert_eq!(config.http.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(
+        config.http.webhook_token_file,
+        Some(PathBuf::from("/etc/crowsnest/hook/token"))
+    );
+    // Optional on loopback: webhooks are then accepted without a token.
+    let local = load("git:\n  url: file:///x\n").unwrap();
+    assert_eq!(local.http.webhook_token_file, None);
+    assert!(
+        error("git:\n  url: file:///x\nhttp:\n  webhookTokenFile: ''\n")
+            .contains("4:21: path must not be empty")
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! A missing server binary fails the test with the command that installs it.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod fault_proxy;
 pub mod fleet;
 pub mod git;

@@ -106,14 +106,24 @@ impl RegistryServer {
     /// A plain-HTTP registry serving an existing storage directory (the
     /// benchmark scans one seeded repository tree under several auth modes).
     pub fn start_on_storage(auth: Auth, storage: &Path) -> RegistryServer {
-        Self::start_full(auth, false, Some(storage))
+        Self::start_full(auth, false, Some(storage), "")
+    }
+
+    /// A plain-HTTP registry that POSTs its own notification envelopes
+    /// (`notifications:` in its config) to `url`, with
+    /// `Authorization: Bearer <token>`: real webhooks for the daemon.
+    pub fn start_notifying(auth: Auth, url: &str, token: &str) -> RegistryServer {
+        let notifications = format!(
+            "notifications:\n  endpoints:\n    - name: crowsnest\n      url: {url}\n      headers: {{Authorization: [\"Bearer {token}\"]}}\n      timeout: 2s\n      threshold: 5\n      backoff: 1s\n"
+        );
+        Self::start_full(auth, false, None, &notifications)
     }
 
     fn start_with(auth: Auth, tls: bool) -> RegistryServer {
-        Self::start_full(auth, tls, None)
+        Self::start_full(auth, tls, None, "")
     }
 
-    fn start_full(auth: Auth, tls: bool, storage: Option<&Path>) -> RegistryServer {
+    fn start_full(auth: Auth, tls: bool, storage: Option<&Path>, extra: &str) -> RegistryServer {
         let binary = require("docker-registry", "docker-registry");
         let dir = tempfile::Builder::new()
             .prefix("crowsnest-registry-")
@@ -130,6 +140,7 @@ impl RegistryServer {
             ));
             ca = Some(ca_file);
         }
+        tail.push_str(extra);
         let mut issuer = None;
         match &auth {
             Auth::Anonymous => {}

@@ -1,0 +1,152 @@
+//! The status page: one self-contained HTML document (inline CSS, no
+//! scripts, no external assets) rendered from [`Status`]; it refreshes
+//! itself every 10 seconds.
+
+use std::fmt::Write as _;
+
+use crate::status::Status;
+
+/// Escapes text for HTML element content and quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The first 12 characters of a commit id.
+fn short(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+const STYLE: &str = r#"
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d2433;background:#f5f7fa}
+header{background:#17324d;color:#fff;padding:14px 24px;display:flex;align-items:baseline;gap:16px;flex-wrap:wrap}
+header h1{font-size:20px;margin:0}
+header .meta{opacity:.8}
+main{padding:16px 24px}
+.cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:16px}
+.card{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:10px 14px;min-width:180px}
+.card b{display:block;font-size:12px;text-transform:uppercase;color:#5b6677;letter-spacing:.04em}
+.badge{display:inline-block;border-radius:10px;padding:1px 9px;font-size:12px;font-weight:600}
+.ok{background:#d8f3dc;color:#1b5e20}.pending{background:#fff3cd;color:#7a5b00}.bad{background:#fde2e1;color:#9b1c1c}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #dde3ea}
+th,td{text-align:left;padding:7px 10px;border-bottom:1px solid #edf0f4;vertical-align:top}
+th{background:#eef2f7;font-size:12px;text-transform:uppercase;color:#5b6677}
+code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
+.err{color:#9b1c1c;max-width:32em}
+ul.findings{background:#fde2e1;border:1px solid #f5b5b2;border-radius:6px;padding:10px 28px}
+"#;
+
+pub fn render(status: &Status) -> String {
+    let mut html = String::with_capacity(4096 + status.policies.len() * 512);
+    let shard = status
+        .shard
+        .as_deref()
+        .map(|s| format!(" · shard {}", escape(s)))
+        .unwrap_or_default();
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"10\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>crowsnest</title><style>{STYLE}</style></head><body>\
+         <header><h1>crowsnest</h1><span class=\"meta\">{version} · <code>{remote}</code> · {branch} → {push}{shard}</span></header><main>",
+        version = escape(&status.version),
+        remote = escape(&status.remote),
+        branch = escape(&status.branch),
+        push = escape(&status.push_branch),
+    );
+    let (ready_class, ready_text) = if status.ready {
+        ("ok", "ready")
+    } else {
+        ("pending", "starting")
+    };
+    let up_to_date = status.policies.iter().filter(|p| p.up_to_date).count();
+    let failing = status
+        .policies
+        .iter()
+        .filter(|p| p.last_error.is_some())
+        .count();
+    let last_pass = status.last_pass.as_ref().map_or_else(
+        || "none yet".to_owned(),
+        |p| {
+            format!(
+                "{} · {} ms · {}",
+                escape(&p.finished_at),
+                p.duration_ms,
+                escape(&p.result)
+            )
+        },
+    );
+    let last_commit = status.last_commit.as_ref().map_or_else(
+        || "none yet".to_owned(),
+        |c| format!("<code>{}</code> · {}", escape(&short(&c.id)), escape(&c.at)),
+    );
+    let _ = write!(
+        html,
+        "<div class=\"cards\">\
+         <div class=\"card\"><b>State</b><span class=\"badge {ready_class}\">{ready_text}</span></div>\
+         <div class=\"card\"><b>Policies</b>{total} · {up_to_date} up to date · {failing} failing</div>\
+         <div class=\"card\"><b>Last pass</b>{last_pass}</div>\
+         <div class=\"card\"><b>Last commit</b>{last_commit}</div>\
+         <div class=\"card\"><b>Started</b>{started}</div></div>",
+        total = status.policies.len(),
+        started = escape(&status.started_at),
+    );
+    if let Some(error) = &status.last_error {
+        let _ = write!(
+            html,
+            "<p class=\"err\"><span class=\"badge bad\">error</span> {}</p>",
+            escape(error)
+        );
+    }
+    if !status.findings.is_empty() {
+        html.push_str("<ul class=\"findings\">");
+        for finding in &status.findings {
+            let _ = write!(html, "<li><code>{}</code></li>", escape(finding));
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str(
+        "<table><thead><tr><th>Policy</th><th>Image</th><th>Current</th><th>Latest</th>\
+         <th>Last scan</th><th>Last commit</th><th>Last error</th></tr></thead><tbody>",
+    );
+    if status.policies.is_empty() {
+        html.push_str("<tr><td colspan=\"7\">No policies watched yet.</td></tr>");
+    }
+    for p in &status.policies {
+        let state = if p.last_error.is_some() {
+            "<span class=\"badge bad\">error</span>"
+        } else if p.up_to_date {
+            "<span class=\"badge ok\">up to date</span>"
+        } else {
+            "<span class=\"badge pending\">pending</span>"
+        };
+        let _ = write!(
+            html,
+            "<tr><td><code>{id}</code> {state}</td><td><code>{image}</code></td><td>{current}</td>\
+             <td><b>{latest}</b></td><td>{scan}</td><td><code>{commit}</code></td><td class=\"err\">{error}</td></tr>",
+            id = escape(&p.id),
+            image = escape(&p.image),
+            current = escape(&p.current.join(", ")),
+            latest = escape(p.latest.as_deref().unwrap_or("—")),
+            scan = escape(p.last_scan.as_deref().unwrap_or("—")),
+            commit = escape(&p.last_commit.as_deref().map_or("—".to_owned(), short)),
+            error = escape(p.last_error.as_deref().unwrap_or("")),
+        );
+    }
+    html.push_str(
+        "</tbody></table><p class=\"meta\">JSON: <a href=\"/api/status\">/api/status</a> · \
+         metrics: <a href=\"/metrics\">/metrics</a></p></main></body></html>\n",
+    );
+    html
+}

@@ -1,0 +1,78 @@
+//! What the daemon is doing, as `GET /api/status` returns it and the status
+//! page renders it. The scheduler publishes a fresh [`Status`] after every
+//! scan round and pass; the HTTP handlers only read it. No field holds a
+//! secret: error texts come from errors that never contain one.
+
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+/// The status shared between the scheduler (writer) and HTTP (readers).
+pub type SharedStatus = Arc<RwLock<Status>>;
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// True once the repository is cloned and its policies loaded.
+    pub ready: bool,
+    pub version: String,
+    /// `I/N` with `--shard`.
+    pub shard: Option<String>,
+    /// The Git remote (never holds a password: the config refuses one).
+    pub remote: String,
+    pub branch: String,
+    pub push_branch: String,
+    pub started_at: String,
+    pub last_pass: Option<PassStatus>,
+    pub last_commit: Option<CommitStatus>,
+    /// The last failure of the daemon as a whole (clone, fetch, push).
+    pub last_error: Option<String>,
+    /// Problems in the repository's policies or manifests; while any
+    /// exist nothing is changed.
+    pub findings: Vec<String>,
+    pub policies: Vec<PolicyStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PassStatus {
+    pub finished_at: String,
+    pub duration_ms: u64,
+    /// `ok` or `failed`.
+    pub result: String,
+    pub changes: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitStatus {
+    pub id: String,
+    pub at: String,
+    /// The commit's `Image-Update` trailer values.
+    pub updates: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyStatus {
+    /// `namespace:name`.
+    pub id: String,
+    pub image: String,
+    /// The tags the repository's files hold for it now.
+    pub current: Vec<String>,
+    /// The tag the policy selects from the last scan.
+    pub latest: Option<String>,
+    pub digest: Option<String>,
+    /// True when every file already holds `latest`.
+    pub up_to_date: bool,
+    pub last_scan: Option<String>,
+    /// The last commit this daemon pushed for the policy.
+    pub last_commit: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// RFC 3339 in UTC, seconds precision.
+pub fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
