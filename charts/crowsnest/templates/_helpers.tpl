@@ -274,7 +274,7 @@ spec:
     - name: webhook
       secret:
         secretName: {{ include "crowsnest.webhookSecretName" . }}
-        defaultMode: 0440
+        defaultMode: 288  # octal 0440, written in decimal so YAML 1.1 and 1.2 agree
         items:
           - key: token
             path: token
@@ -282,19 +282,19 @@ spec:
     - name: git
       secret:
         secretName: {{ include "crowsnest.gitSecretName" . }}
-        defaultMode: 0440
+        defaultMode: 288  # octal 0440, written in decimal so YAML 1.1 and 1.2 agree
     {{- end }}
     {{- if .Values.git.signing.format }}
     - name: signing
       secret:
         secretName: {{ include "crowsnest.signingSecretName" . }}
-        defaultMode: 0440
+        defaultMode: 288  # octal 0440, written in decimal so YAML 1.1 and 1.2 agree
     {{- end }}
     {{- if include "crowsnest.dockerConfigUsed" . }}
     - name: docker
       secret:
         secretName: {{ include "crowsnest.dockerSecretName" . }}
-        defaultMode: 0440
+        defaultMode: 288  # octal 0440, written in decimal so YAML 1.1 and 1.2 agree
         items:
           - key: .dockerconfigjson
             path: config.json
@@ -303,7 +303,7 @@ spec:
     {{- if or $h.passwordSecret $h.caSecret }}
     - name: registry-{{ $i }}
       projected:
-        defaultMode: 0440
+        defaultMode: 288  # octal 0440, written in decimal so YAML 1.1 and 1.2 agree
         sources:
           {{- with $h.passwordSecret }}
           - secret:
