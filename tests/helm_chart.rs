@@ -511,8 +511,8 @@ fn shards_render_a_statefulset_taking_the_shard_from_the_pod_index() {
     let env = r.container()["env"].as_array().expect("env");
     let index_at = env
         .iter()
-        .position(|e| e["name"] == "CROWSNEST_SHARD_INDEX")
-        .expect("CROWSNEST_SHARD_INDEX");
+        .position(|e| e["name"] == "POD_INDEX")
+        .expect("POD_INDEX");
     let shard_at = env
         .iter()
         .position(|e| e["name"] == "CROWSNEST_SHARD")
@@ -525,7 +525,7 @@ fn shards_render_a_statefulset_taking_the_shard_from_the_pod_index() {
         env[index_at]["valueFrom"]["fieldRef"]["fieldPath"],
         "metadata.labels['apps.kubernetes.io/pod-index']"
     );
-    assert_eq!(env[shard_at]["value"], "$(CROWSNEST_SHARD_INDEX)/3");
+    assert_eq!(env[shard_at]["value"], "$(POD_INDEX)/3");
 
     // One state volume per pod.
     let claims = sts["spec"]["volumeClaimTemplates"]
@@ -841,5 +841,64 @@ fn kube_version_floor_is_enforced() {
         text(&old.stderr).contains("kubeVersion"),
         "{}",
         text(&old.stderr)
+    );
+}
+
+/// charts/crowsnest/README.md has a table row for every value in
+/// values.yaml: a leaf, or an ancestor documented as a whole (`resources`).
+#[test]
+fn chart_readme_lists_every_value() {
+    fn leaves(value: &Value, prefix: &str, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(v, &path, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+    let values: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(chart().join("values.yaml")).expect("values.yaml"),
+    )
+    .expect("values.yaml parses");
+    let readme = std::fs::read_to_string(chart().join("README.md")).expect("chart README");
+    let rows: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`').map(|(name, _)| name))
+        .collect();
+    let mut all = Vec::new();
+    leaves(&values, "", &mut all);
+    let missing: Vec<&String> = all
+        .iter()
+        .filter(|leaf| {
+            !rows
+                .iter()
+                .any(|row| leaf.as_str() == *row || leaf.starts_with(&format!("{row}.")))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "values missing from charts/crowsnest/README.md: {missing:?}"
+    );
+    // And no row for a value that does not exist (rows naming pod paths,
+    // in the "Files in the pod" table, start with '/').
+    let stale: Vec<&&str> = rows
+        .iter()
+        .filter(|row| !row.starts_with('/'))
+        .filter(|row| {
+            !all.iter()
+                .any(|leaf| leaf == **row || leaf.starts_with(&format!("{row}.")))
+        })
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "README rows for values that do not exist: {stale:?}"
     );
 }

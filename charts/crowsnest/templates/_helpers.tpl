@@ -186,13 +186,13 @@ spec:
         {{- if gt (int .Values.shards) 1 }}
         # Shard i/N without a shell: the StatefulSet labels each pod with its
         # ordinal, the downward API hands it over, and Kubernetes expands
-        # $(CROWSNEST_SHARD_INDEX) in the next variable.
-        - name: CROWSNEST_SHARD_INDEX
+        # $(POD_INDEX) in the next variable.
+        - name: POD_INDEX
           valueFrom:
             fieldRef:
               fieldPath: metadata.labels['apps.kubernetes.io/pod-index']
         - name: CROWSNEST_SHARD
-          value: "$(CROWSNEST_SHARD_INDEX)/{{ int .Values.shards }}"
+          value: "$(POD_INDEX)/{{ int .Values.shards }}"
         {{- end }}
         {{- with .Values.extraEnv }}
         {{- toYaml . | nindent 8 }}
