@@ -782,6 +782,10 @@ fn bad_values_are_rejected_with_a_clear_message() {
             ],
         ),
         (
+            Some("existing-claim-with-shards"),
+            &["persistence.existingClaim works with shards: 1 only"],
+        ),
+        (
             Some("ssh-without-secret"),
             &[
                 "an ssh:// git.url needs git.auth.existingSecret (keys identity, known_hosts), or git.auth.sshKey and git.auth.knownHosts for a trial",
