@@ -10,9 +10,15 @@
 //! new tag, and `git fsck --strict` clean. At the end the daemon converges
 //! and the newest allowed tag of each policy is committed exactly once.
 //!
+//! Two remotes: `file://` (100 kills; crowsnest itself moves the remote's
+//! branch) and smart HTTP (40 kills; `git receive-pack` moves it, behind a
+//! `pre-receive` hook sleeping a seeded 0–100 ms, so kills land inside
+//! pushes, some of which the server still completes).
+//!
 //! The seed is printed; `CROWSNEST_CRASH_SEED=<n>` replays a run. Kill
-//! delays are drawn from zero to one and a half times the length of a first,
-//! measured, start-to-push run.
+//! delays are drawn from zero to one and a half times a measured
+//! tag-push-to-commit time; a quarter of the kills count from the daemon's
+//! start, the rest from a tag push to a ready daemon.
 
 mod support;
 
@@ -23,6 +29,7 @@ use std::time::{Duration, Instant};
 use crowsnest::audit::parse_trailers;
 use support::daemon::Daemon;
 use support::git::Remote;
+use support::git_http::GitHttp;
 use support::process::run;
 use support::registry::{Auth, RegistryServer};
 use support::signing::GpgKey;
@@ -31,7 +38,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_crowsnest");
 const TOKEN: &str = "crash-hook-t0ken";
 const AUTHOR: &str = "Crowsnest Bot";
 const APPS: [&str; 2] = ["alpha", "beta"];
-const KILLS: usize = 100;
+/// Kills against a `file://` remote, where crowsnest itself moves the
+/// remote's branch.
+const FILE_KILLS: usize = 100;
+/// Kills against smart HTTP, where `git receive-pack` on the server moves
+/// it (and finishes a push its client died in).
+const HTTP_KILLS: usize = 40;
 
 fn deployment(host: &str, app: &str, tag: &str) -> String {
     format!(
@@ -88,9 +100,18 @@ fn minor(tag: &str) -> u64 {
     parts.next().and_then(|m| m.parse().ok()).expect("1.N.0")
 }
 
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Transport {
+    File,
+    /// git-http-backend behind nginx, with a `pre-receive` hook sleeping a
+    /// seeded few milliseconds per run, so kills land inside pushes.
+    Http,
+}
+
 struct Setup {
     registry: RegistryServer,
     remote: Remote,
+    http: Option<GitHttp>,
     key: GpgKey,
     dir: tempfile::TempDir,
     port: u16,
@@ -99,7 +120,7 @@ struct Setup {
 }
 
 impl Setup {
-    fn new() -> Setup {
+    fn new(transport: Transport) -> Setup {
         let port = Daemon::free_port();
         let registry = RegistryServer::start_notifying(
             Auth::Anonymous,
@@ -125,12 +146,23 @@ impl Setup {
         let dir = tempfile::tempdir().expect("temp dir");
         let state = dir.path().join("state");
         std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).expect("write token");
+        let (http, url, auth) = match transport {
+            Transport::File => (None, remote.url(), String::new()),
+            Transport::Http => {
+                let http = GitHttp::start(remote.dir(), "robot", "git-pass-1");
+                let auth = format!(
+                    "  auth:\n    username: robot\n    passwordFile: {}\n",
+                    http.password_file.display()
+                );
+                let url = http.url("fleet.git");
+                (Some(http), url, auth)
+            }
+        };
         let config = dir.path().join("crowsnest.yaml");
         std::fs::write(
             &config,
             format!(
-                "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nscan:\n  interval: 2s\nstateDir: {state}\nhttp:\n  listen: 127.0.0.1:{port}\n  webhookTokenFile: {token}\n",
-                url = remote.url(),
+                "git:\n  url: {url}\n{auth}  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nscan:\n  interval: 2s\nstateDir: {state}\nhttp:\n  listen: 127.0.0.1:{port}\n  webhookTokenFile: {token}\n",
                 key = key.key_file.display(),
                 state = state.display(),
                 token = dir.path().join("token").display(),
@@ -140,6 +172,7 @@ impl Setup {
         Setup {
             registry,
             remote,
+            http,
             key,
             dir,
             port,
@@ -269,6 +302,15 @@ impl Trail {
     }
 }
 
+/// A `pre-receive` hook that reads the ref updates, then sleeps `ms`.
+fn sleeping_hook(ms: u64) -> String {
+    format!(
+        "#!/bin/sh\ncat >/dev/null\nsleep {}.{:03}\n",
+        ms / 1000,
+        ms % 1000
+    )
+}
+
 /// Lock files under `dir` (outside `objects/`), which block the next writer.
 fn locks(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -315,11 +357,22 @@ fn phase(log: &str) -> &'static str {
 
 #[test]
 fn sigkill_at_random_points_of_passes_leaves_only_complete_signed_commits_and_no_duplicate() {
+    crash_loop(Transport::File, FILE_KILLS);
+}
+
+#[test]
+fn sigkill_inside_pushes_to_smart_http_commits_each_update_exactly_once() {
+    crash_loop(Transport::Http, HTTP_KILLS);
+}
+
+fn crash_loop(transport: Transport, kills: usize) {
     let started = Instant::now();
     let seed = seed();
-    eprintln!("crash safety: seed {seed} (replay with CROWSNEST_CRASH_SEED={seed})");
+    eprintln!(
+        "crash safety ({transport:?}): seed {seed} (replay with CROWSNEST_CRASH_SEED={seed})"
+    );
     let mut rng = Rng(seed);
-    let s = Setup::new();
+    let s = Setup::new(transport);
     let mut trail = Trail {
         tip: s.remote.tip("main"),
         at: APPS
@@ -336,8 +389,11 @@ fn sigkill_at_random_points_of_passes_leaves_only_complete_signed_commits_and_no
         latest.insert(app, next);
     };
 
-    // One push to its commit, measured on a ready daemon: the longest
-    // kill delay.
+    // One push to its commit, measured on a ready daemon (over HTTP with
+    // the longest hook): the longest kill delay.
+    if s.http.is_some() {
+        s.remote.set_hook("pre-receive", &sleeping_hook(100));
+    }
     let log = s.dir.path().join("measure.log");
     let mut daemon = s.start(&log);
     daemon.wait_ready();
@@ -350,14 +406,21 @@ fn sigkill_at_random_points_of_passes_leaves_only_complete_signed_commits_and_no
     daemon.kill();
     trail.check(&s, "the measured run");
     let max_delay = (pass.as_millis() as u64 * 3 / 2).max(200);
-    eprintln!("crash safety: tag push to commit took {pass:?}; kill delays 0..={max_delay} ms");
+    eprintln!(
+        "crash safety ({transport:?}): tag push to commit took {pass:?}; kill delays 0..={max_delay} ms"
+    );
 
     let mut phases: BTreeMap<&str, usize> = BTreeMap::new();
     let mut landed = 0;
+    let mut finished_by_server = 0;
     let mut replaced = Vec::new();
     let mut stale_remote_locks = Vec::new();
-    for i in 0..KILLS {
+    for i in 0..kills {
         let delay = rng.upto(max_delay);
+        if s.http.is_some() {
+            let hook_ms = rng.upto(100);
+            s.remote.set_hook("pre-receive", &sleeping_hook(hook_ms));
+        }
         let clone_existed = s.state.join("repo.git").exists();
         let log = s.dir.path().join(format!("run-{i}.log"));
         let mut daemon = s.start(&log);
@@ -393,6 +456,11 @@ fn sigkill_at_random_points_of_passes_leaves_only_complete_signed_commits_and_no
         let new = trail.check(&s, &context);
         if new > 0 {
             landed += 1;
+            if !text.contains(" pushed ") {
+                // Killed inside the push, which still landed (over HTTP,
+                // receive-pack on the server finished it).
+                finished_by_server += 1;
+            }
         }
         *phases.entry(phase(&text)).or_default() += 1;
         if clone_existed && (text.contains("replacing the clone") || text.contains("cloning again"))
@@ -448,13 +516,13 @@ fn sigkill_at_random_points_of_passes_leaves_only_complete_signed_commits_and_no
         );
     }
     eprintln!(
-        "crash safety: {KILLS} kills in {:?}; {landed} runs pushed before dying; {} commits, {} trailers; phases at the kill: {phases:?}",
+        "crash safety ({transport:?}): {kills} kills in {:?}; {landed} runs pushed before dying ({finished_by_server} of them killed inside a push that still landed); {} commits, {} trailers; phases at the kill: {phases:?}",
         started.elapsed(),
         s.remote.commit_count("main"),
         trail.trailers.len(),
     );
     eprintln!(
-        "crash safety: clones replaced after a kill: {replaced:#?}; kills that left a lock in the remote: {stale_remote_locks:#?}"
+        "crash safety ({transport:?}): clones replaced after a kill: {replaced:#?}; kills that left a lock in the remote: {stale_remote_locks:#?}"
     );
     // The state dir stays usable: no kill forced a new clone. (A lock a
     // kill left on the remote's branch is removed once stale; the final
@@ -462,7 +530,7 @@ fn sigkill_at_random_points_of_passes_leaves_only_complete_signed_commits_and_no
     assert!(replaced.is_empty(), "seed {seed}: {replaced:#?}");
     assert!(!final_log.contains("replacing the clone"), "{final_log}");
     // The kills really were spread over the passes.
-    let before_push = KILLS - phases.get("after a push").copied().unwrap_or(0);
+    let before_push = kills - phases.get("after a push").copied().unwrap_or(0);
     assert!(
         landed >= 5 && before_push >= 5,
         "seed {seed}: kills not spread over the passes: {phases:?}"
@@ -475,7 +543,7 @@ fn sigkill_at_random_points_of_passes_leaves_only_complete_signed_commits_and_no
 /// re-planned forever ("main kept moving") without ever pushing again.
 #[test]
 fn r_crash_1_a_ref_lock_a_killed_push_left_in_a_file_remote_does_not_block_later_pushes() {
-    let s = Setup::new();
+    let s = Setup::new(Transport::File);
     s.registry.push_tags("demo/alpha", &["1.1.0"]);
     let lock = s.remote.path.join("refs/heads/main.lock");
     std::fs::create_dir_all(lock.parent().expect("refs/heads")).expect("refs/heads");
