@@ -522,7 +522,7 @@ fn crash_loop(transport: Transport, kills: usize) {
         trail.trailers.len(),
     );
     eprintln!(
-        "crash safety ({transport:?}): clones replaced after a kill: {replaced:#?}; kills that left a lock in the remote: {stale_remote_locks:#?}"
+        "crash safety ({transport:?}): clones replaced after a kill: {replaced:#?}; lock files in the remote just after a kill (over HTTP, receive-pack may still be finishing): {stale_remote_locks:#?}"
     );
     // The state dir stays usable: no kill forced a new clone. (A lock a
     // kill left on the remote's branch is removed once stale; the final
