@@ -10,11 +10,25 @@
 //! into trees the remote does not have, so a push costs what changed, not
 //! the size of the tree (libgit2's pack walk marks every object of the old
 //! tree first: 20,000 files cost a tree walk per push).
+//!
+//! Here crowsnest is the process that locks the remote's branch
+//! (`refs/heads/<branch>.lock`, held for the microseconds of the rename), so
+//! a crowsnest killed in that window leaves the lock behind, and every later
+//! push would find the branch locked. A lock older than [`STALE_REF_LOCK`]
+//! is taken as left by a dead writer and removed; a younger one counts as
+//! a concurrent writer (the branch moved: fetch, re-plan, retry).
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use git2::{ErrorCode, ObjectType, Odb, Oid, Repository};
+use tracing::warn;
+
+/// How old a lock on the remote's branch must be to be taken as left by a
+/// writer that died. git and libgit2 hold a ref lock only while writing
+/// and renaming one small file.
+pub(crate) const STALE_REF_LOCK: Duration = Duration::from_secs(10);
 
 /// What happened to the remote's branch.
 pub(crate) enum LocalOutcome {
@@ -62,10 +76,18 @@ pub(crate) fn push(
     copy_objects(local, &target, commit, current)?;
 
     let message = "push by crowsnest";
-    let updated = match current {
+    let update = || match current {
         Some(old) => target.reference_matching(refname, commit, true, old, message),
         None => target.reference(refname, commit, false, message),
     };
+    let mut updated = update();
+    if updated
+        .as_ref()
+        .is_err_and(|e| e.code() == ErrorCode::Locked)
+        && remove_stale_lock(&remote.join(format!("{refname}.lock")))
+    {
+        updated = update();
+    }
     match updated {
         Ok(_) => Ok(LocalOutcome::Pushed),
         Err(e)
@@ -77,6 +99,22 @@ pub(crate) fn push(
             Ok(LocalOutcome::Moved)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Removes `lock` when it is older than [`STALE_REF_LOCK`]. Returns
+/// whether it did.
+fn remove_stale_lock(lock: &Path) -> bool {
+    let age = std::fs::metadata(lock)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    match age {
+        Some(age) if age >= STALE_REF_LOCK => {
+            warn!(lock = %lock.display(), ?age, "removing a stale lock on the remote's branch (left by a writer that died)");
+            std::fs::remove_file(lock).is_ok()
+        }
+        _ => false,
     }
 }
 

@@ -1,5 +1,5 @@
 //! `crowsnest run` as a child process: started with a config, talked to
-//! over its real HTTP socket, stopped with SIGTERM.
+//! over its real HTTP socket, stopped with SIGTERM (or killed with SIGKILL).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -128,6 +128,17 @@ impl Daemon {
         self.wait_until("/readyz", Duration::from_secs(60), |d| {
             d.get("/readyz").0 == 200
         });
+    }
+
+    /// SIGKILL now, and reaps the process: a crash, with no chance to
+    /// clean up.
+    pub fn kill(&mut self) {
+        self.guard.stop();
+    }
+
+    /// The exit status if the daemon has exited by itself.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.guard.exited()
     }
 
     /// Sends SIGTERM and waits for the exit, at most `timeout`.
