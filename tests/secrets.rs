@@ -1,5 +1,5 @@
-//! Secrets never appear in any output: `once` (and `--dry-run`), `tags`
-//! and `check` run with every kind of secret configured — a git password
+//! Secrets never appear in any output: `once` (and `--dry-run`), `tags`,
+//! `check` and `history` run with every kind of secret configured — a git password
 //! file (smart HTTP), an SSH key with a passphrase, an OpenPGP signing key
 //! with a passphrase, an SSH signing key with a passphrase, a registry
 //! `passwordFile`, docker config `auths` — on success and on every failure
@@ -136,7 +136,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 #[test]
-fn no_secret_in_any_output_of_once_tags_or_check_on_success_or_failure() {
+fn no_secret_in_any_output_of_once_tags_check_or_history_on_success_or_failure() {
     let mut secrets = Secrets::new();
     let fx = Fleet::new(
         RegistryServer::start(Auth::htpasswd("ci", REGISTRY_PASSWORD)),
@@ -328,6 +328,16 @@ fn no_secret_in_any_output_of_once_tags_or_check_on_success_or_failure() {
             text(&tags[0].stderr)
         );
         run_all_formats(&secrets, d, name, &["check", "--config", config]);
+        // history reads the clone in stateDir that once left.
+        let history = run_all_formats(&secrets, d, name, &["history", "--config", config]);
+        if code == 0 {
+            assert_eq!(
+                history[0].status.code(),
+                Some(0),
+                "{name}: {}",
+                text(&history[0].stderr)
+            );
+        }
         // Every failure says what failed, without the secret.
         if code != 0 {
             let stderr = text(&once[0].stderr).to_lowercase();
