@@ -110,8 +110,12 @@ pub struct Trail {
 /// (process-wide): git itself does not re-hash objects read from packs,
 /// and on a long history the SHA-1 of every commit, tree and blob was the
 /// largest single cost. Pack entries are still CRC- and zlib-checked.
+/// It also turns off libgit2's object cache: every commit is read once,
+/// and the reader keeps its own caches of raw trees and blob facts, so
+/// storing and looking up each object there was pure overhead.
 pub fn open(path: &Path) -> Result<Repository, HistoryError> {
     git2::opts::strict_hash_verification(false);
+    git2::opts::enable_caching(false);
     Repository::open(path).map_err(|e| HistoryError::Open {
         repo: path.display().to_string(),
         message: e.message().to_owned(),
