@@ -618,7 +618,10 @@ impl<'r> Reader<'r> {
     ) -> Result<(), HistoryError> {
         let (a, b) = (self.raw_tree(old)?, self.raw_tree(new)?);
         let mut subtrees = Vec::new();
-        let (mut left, mut right) = (RawEntries(&a), RawEntries(&b));
+        // Entries the two versions share byte for byte at the start (most
+        // of a folder when one file changed) are skipped in one comparison.
+        let skip = common_entries(&a, &b);
+        let (mut left, mut right) = (RawEntries(&a[skip..]), RawEntries(&b[skip..]));
         let (mut x, mut y) = (left.next(), right.next());
         while let (Some(l), Some(r)) = (x, y) {
             match git_order(&l, &r) {
@@ -893,12 +896,12 @@ impl<'a> Iterator for RawEntries<'a> {
 
     fn next(&mut self) -> Option<RawEntry<'a>> {
         let rest = self.0;
-        let space = rest.iter().position(|&b| b == b' ')?;
+        let space = memchr::memchr(b' ', rest)?;
         let mode = rest[..space].iter().try_fold(0u32, |m, &d| {
             d.is_ascii_digit().then(|| m * 8 + u32::from(d - b'0'))
         })?;
         let after = &rest[space + 1..];
-        let nul = after.iter().position(|&b| b == 0)?;
+        let nul = memchr::memchr(0, after)?;
         let id = after.get(nul + 1..nul + 21)?;
         self.0 = &after[nul + 21..];
         Some(RawEntry {
@@ -907,6 +910,33 @@ impl<'a> Iterator for RawEntries<'a> {
             id,
         })
     }
+}
+
+/// How many leading bytes of two raw trees hold the same whole entries.
+fn common_entries(a: &[u8], b: &[u8]) -> usize {
+    const CHUNK: usize = 32;
+    let mut same = 0;
+    let len = a.len().min(b.len());
+    while same + CHUNK <= len && a[same..same + CHUNK] == b[same..same + CHUNK] {
+        same += CHUNK;
+    }
+    same += a[same..len]
+        .iter()
+        .zip(&b[same..len])
+        .take_while(|(x, y)| x == y)
+        .count();
+    // An entry's parse depends only on its own bytes, so every entry that
+    // ends within the identical prefix is the same entry in both.
+    let mut entries = RawEntries(a);
+    let mut start = 0;
+    while entries.next().is_some() {
+        let end = a.len() - entries.0.len();
+        if end > same {
+            break;
+        }
+        start = end;
+    }
+    start
 }
 
 /// Git's tree order: names compared bytewise, a folder's as if it ended in `/`.
@@ -941,7 +971,7 @@ fn blob_at(tree: &Tree<'_>, path: &str) -> Option<Oid> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Oid, parse_commit, under};
+    use super::{Oid, common_entries, parse_commit, under};
 
     #[test]
     fn raw_commits_parse_past_signatures_and_merge_tags() {
@@ -968,6 +998,22 @@ Image-Update: default:podinfo ghcr.io/s/podinfo:6.0.0 -> ghcr.io/s/podinfo:6.1.0
         assert_eq!(commit.updates.len(), 1);
         assert!(parse_commit(Oid::ZERO_SHA1, b"tree nonsense\n\nx").is_none());
         assert!(parse_commit(Oid::ZERO_SHA1, b"author a <b> 1 +0000\n\nx").is_none());
+    }
+
+    #[test]
+    fn common_entries_stop_at_the_first_differing_entry() {
+        let entry = |name: &str, id: u8| {
+            let mut raw = format!("100644 {name}\0").into_bytes();
+            raw.extend([id; 20]);
+            raw
+        };
+        let a = [entry("a.yaml", 1), entry("b.yaml", 2), entry("c.yaml", 3)].concat();
+        let b = [entry("a.yaml", 1), entry("b.yaml", 9), entry("c.yaml", 3)].concat();
+        assert_eq!(common_entries(&a, &b), entry("a.yaml", 1).len());
+        assert_eq!(common_entries(&a, &a), a.len());
+        assert_eq!(common_entries(&a, &[]), 0);
+        let longer = [a.clone(), entry("d.yaml", 4)].concat();
+        assert_eq!(common_entries(&a, &longer), a.len());
     }
 
     #[test]
