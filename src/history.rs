@@ -22,8 +22,9 @@
 //!   mentions a marker ([`fields::may_change_markers`]);
 //! - the managed fields of a blob are computed once and cached by blob id,
 //!   and policy files once per policy-folder tree id;
-//! - commits are walked and parsed once, sequentially, then split into
-//!   contiguous runs read by one worker thread per core.
+//! - commits are walked and parsed once, sequentially, and handed out in
+//!   batches of consecutive commits to one worker thread per core while
+//!   the walk goes on.
 //!
 //! A merge lists a field only when its value differs from every parent's
 //! (git's combined diff): merging a branch is not a manual change, a
@@ -109,8 +110,12 @@ pub struct Trail {
 /// (process-wide): git itself does not re-hash objects read from packs,
 /// and on a long history the SHA-1 of every commit, tree and blob was the
 /// largest single cost. Pack entries are still CRC- and zlib-checked.
+/// It also turns off libgit2's object cache: every commit is read once,
+/// and the reader keeps its own caches of raw trees and blob facts, so
+/// storing and looking up each object there was pure overhead.
 pub fn open(path: &Path) -> Result<Repository, HistoryError> {
     git2::opts::strict_hash_verification(false);
+    git2::opts::enable_caching(false);
     Repository::open(path).map_err(|e| HistoryError::Open {
         repo: path.display().to_string(),
         message: e.message().to_owned(),
@@ -142,67 +147,102 @@ pub fn read(
         what: what.to_owned(),
         message: e.message().to_owned(),
     };
-    let odb = repo
-        .odb()
-        .map_err(|e| read_error("the object database", e))?;
-    let walk = walk(&odb, tip).map_err(|message| HistoryError::Read {
+    let walk_error = |message| HistoryError::Read {
         repo: repo.path().display().to_string(),
         what: "the commit graph".into(),
         message,
-    })?;
-    let count = walk.commits.len();
+    };
+    let odb = repo
+        .odb()
+        .map_err(|e| read_error("the object database", e))?;
+    let mut walk = Walk::new(&odb, tip).map_err(walk_error)?;
+    let first = walk.batch(BATCH).map_err(walk_error)?;
     let workers = options
         .workers
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(MAX_WORKERS)
-                .min(count.div_ceil(MIN_COMMITS_PER_WORKER))
         })
-        .clamp(1, count.max(1));
-    let mut trail = Trail {
-        commits: count,
-        ..Trail::default()
-    };
-    if workers == 1 {
-        let mut reader = Reader::new(repo, options, &walk)?;
-        reader.read(&walk.commits, verifier, &mut trail)?;
+        .max(1);
+    let mut trail = Trail::default();
+    if workers == 1 || walk.done() {
+        let mut commits = first;
+        while !walk.done() {
+            commits.extend(walk.batch(BATCH).map_err(walk_error)?);
+        }
+        trail.commits = commits.len();
+        Reader::new(repo, options)?.read(&commits, verifier, &mut trail)?;
         return Ok(trail);
     }
-    // Commits are independent once listed: each worker reads a contiguous
-    // run of them (so its caches see consecutive versions of each folder)
-    // through its own handle on the repository.
+    // Commits are independent once listed (each carries its parents'
+    // trees), so the diffs need not wait for the walk: this thread keeps
+    // walking and hands out batches of consecutive commits (so a worker's
+    // caches see consecutive versions of each folder), and the workers,
+    // each with its own handle on the repository, read them as they come.
     let path = repo.path().to_owned();
-    let walk = &walk;
-    let parts = std::thread::scope(|scope| {
-        let handles: Vec<_> = walk
-            .commits
-            .chunks(count.div_ceil(workers))
-            .map(|chunk| {
-                let path = &path;
+    let (sender, receiver) = std::sync::mpsc::channel::<(usize, Vec<CommitInfo>)>();
+    let receiver = std::sync::Mutex::new(receiver);
+    let (parts, walked) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (path, receiver) = (&path, &receiver);
                 scope.spawn(move || {
                     let repo = Repository::open(path).map_err(|e| HistoryError::Open {
                         repo: path.display().to_string(),
                         message: e.message().to_owned(),
                     })?;
-                    let mut part = Trail::default();
-                    Reader::new(&repo, options, walk)?.read(chunk, verifier, &mut part)?;
-                    Ok::<Trail, HistoryError>(part)
+                    let mut reader = Reader::new(&repo, options)?;
+                    let mut parts = Vec::new();
+                    loop {
+                        let next = receiver.lock().expect("the batch queue").recv();
+                        let Ok((number, batch)) = next else { break };
+                        let mut part = Trail::default();
+                        reader.read(&batch, verifier, &mut part)?;
+                        parts.push((number, part));
+                    }
+                    Ok::<_, HistoryError>(parts)
                 })
             })
             .collect();
-        handles
+        let mut walked = Ok(first.len());
+        let _ = sender.send((0, first));
+        let mut number = 1;
+        while !walk.done() {
+            match walk.batch(BATCH) {
+                Ok(batch) => {
+                    walked = walked.map(|n| n + batch.len());
+                    let _ = sender.send((number, batch));
+                    number += 1;
+                }
+                Err(message) => {
+                    walked = Err(walk_error(message));
+                    break;
+                }
+            }
+        }
+        drop(sender);
+        let parts: Vec<_> = handles
             .into_iter()
             .map(|h| h.join().expect("a history worker panicked"))
-            .collect::<Vec<_>>()
+            .collect();
+        (parts, walked)
     });
+    trail.commits = walked?;
+    let mut all = Vec::new();
     for part in parts {
-        let part = part?;
+        all.extend(part?);
+    }
+    all.sort_by_key(|(number, _)| *number);
+    for (_, part) in all {
         trail.entries.extend(part.entries);
         trail.diffed += part.diffed;
     }
     Ok(trail)
 }
+
+/// Commits per batch handed to a worker.
+const BATCH: usize = 2_000;
 
 /// What the walk keeps of a commit: enough to list it and diff it,
 /// parsed once from the raw object.
@@ -211,6 +251,8 @@ struct CommitInfo {
     id: Oid,
     tree: Oid,
     parents: Vec<Oid>,
+    /// The parents' root trees, filled in when the commit is listed.
+    parent_trees: Vec<Oid>,
     /// Committer time.
     time: i64,
     author: Person,
@@ -218,53 +260,80 @@ struct CommitInfo {
     updates: Vec<crate::model::ImageUpdate>,
 }
 
-/// The commits of a walk, newest first, and where each one is in it.
-struct Walk {
-    commits: Vec<CommitInfo>,
-    index: HashMap<Oid, usize>,
-}
-
 /// Every commit reachable from `tip`, newest first by committer time,
 /// each after all its children that are newer — `git log`'s default order
-/// (a priority queue on the date; equal dates in the order found).
+/// (a priority queue on the date; equal dates in the order found) —
+/// listed a batch at a time.
 ///
 /// Commits are read from the object database and parsed here, once, not
 /// through libgit2's commit objects: its time-sorted revwalk plus
 /// `find_commit` cost 1.3 s on 100,000 commits, mostly re-inflating
 /// commits its object cache had evicted.
-fn walk(odb: &git2::Odb<'_>, tip: Oid) -> Result<Walk, String> {
-    let read = |id: Oid| -> Result<CommitInfo, String> {
-        let object = odb
+struct Walk<'o> {
+    odb: &'o git2::Odb<'o>,
+    queue: BinaryHeap<(i64, Reverse<u64>, Oid)>,
+    pending: HashMap<Oid, CommitInfo>,
+    /// The root tree of every commit read so far.
+    trees: HashMap<Oid, Oid>,
+    order: u64,
+}
+
+impl<'o> Walk<'o> {
+    fn new(odb: &'o git2::Odb<'o>, tip: Oid) -> Result<Walk<'o>, String> {
+        let mut walk = Walk {
+            odb,
+            queue: BinaryHeap::new(),
+            pending: HashMap::new(),
+            trees: HashMap::new(),
+            order: 0,
+        };
+        let first = walk.read(tip)?;
+        walk.queue.push((first.time, Reverse(0), tip));
+        walk.trees.insert(tip, first.tree);
+        walk.pending.insert(tip, first);
+        Ok(walk)
+    }
+
+    fn done(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn read(&self, id: Oid) -> Result<CommitInfo, String> {
+        let object = self
+            .odb
             .read(id)
             .map_err(|e| format!("commit {id}: {}", e.message()))?;
         if object.kind() != ObjectType::Commit {
             return Err(format!("{id} is a {}, not a commit", object.kind()));
         }
         parse_commit(id, object.data()).ok_or_else(|| format!("commit {id} does not parse"))
-    };
-    let mut queue = BinaryHeap::new();
-    let mut pending: HashMap<Oid, CommitInfo> = HashMap::new();
-    let mut order = 0u64;
-    let first = read(tip)?;
-    queue.push((first.time, Reverse(order), tip));
-    pending.insert(tip, first);
-    let mut commits = Vec::new();
-    let mut index = HashMap::new();
-    while let Some((_, _, id)) = queue.pop() {
-        let commit = pending.remove(&id).expect("queued commits are pending");
-        for &parent in &commit.parents {
-            if index.contains_key(&parent) || pending.contains_key(&parent) {
-                continue;
-            }
-            let info = read(parent)?;
-            order += 1;
-            queue.push((info.time, Reverse(order), parent));
-            pending.insert(parent, info);
-        }
-        index.insert(id, commits.len());
-        commits.push(commit);
     }
-    Ok(Walk { commits, index })
+
+    /// The next (up to) `size` commits.
+    fn batch(&mut self, size: usize) -> Result<Vec<CommitInfo>, String> {
+        let mut commits = Vec::with_capacity(size);
+        while commits.len() < size {
+            let Some((_, _, id)) = self.queue.pop() else {
+                break;
+            };
+            let mut commit = self
+                .pending
+                .remove(&id)
+                .expect("queued commits are pending");
+            for &parent in &commit.parents {
+                if !self.trees.contains_key(&parent) {
+                    let info = self.read(parent)?;
+                    self.order += 1;
+                    self.queue.push((info.time, Reverse(self.order), parent));
+                    self.trees.insert(parent, info.tree);
+                    self.pending.insert(parent, info);
+                }
+            }
+            commit.parent_trees = commit.parents.iter().map(|p| self.trees[p]).collect();
+            commits.push(commit);
+        }
+        Ok(commits)
+    }
 }
 
 /// The headers crowsnest needs from a raw commit object, and its trailers.
@@ -294,6 +363,7 @@ fn parse_commit(id: Oid, raw: &[u8]) -> Option<CommitInfo> {
     Some(CommitInfo {
         id,
         tree: tree?,
+        parent_trees: Vec::new(),
         parents,
         time: time?,
         author: author?,
@@ -314,7 +384,6 @@ fn person(text: &[u8]) -> Option<(Person, i64)> {
 
 /// Threads reading history at most, and the least commits worth a thread.
 const MAX_WORKERS: usize = 8;
-const MIN_COMMITS_PER_WORKER: usize = 2_000;
 
 /// The verdict on one commit's signature.
 pub fn verify_commit(
@@ -351,24 +420,24 @@ struct ManualChange {
 /// only the last few versions of each folder).
 const TREE_CACHE_ENTRIES: usize = 4096;
 
+/// Blob answers kept at most, likewise.
+const MENTIONS_CACHE_ENTRIES: usize = 1 << 18;
+
 struct Reader<'r> {
     repo: &'r Repository,
     odb: git2::Odb<'r>,
-    walk: &'r Walk,
     trees: HashMap<Oid, Rc<[u8]>>,
     options: &'r Options,
     /// By the policy folder's tree id (`Oid::ZERO_SHA1`: no folder).
     policies: HashMap<Oid, Rc<PolicySet>>,
+    /// Whether a blob mentions a marker, by blob id.
+    mentions: HashMap<Oid, bool>,
     /// By (blob, markers scanned, targets hash).
     fields: HashMap<(Oid, bool, u64), Rc<Vec<ManagedField>>>,
 }
 
 impl<'r> Reader<'r> {
-    fn new(
-        repo: &'r Repository,
-        options: &'r Options,
-        walk: &'r Walk,
-    ) -> Result<Reader<'r>, HistoryError> {
+    fn new(repo: &'r Repository, options: &'r Options) -> Result<Reader<'r>, HistoryError> {
         let odb = repo.odb().map_err(|e| HistoryError::Read {
             repo: repo.path().display().to_string(),
             what: "the object database".into(),
@@ -377,10 +446,10 @@ impl<'r> Reader<'r> {
         Ok(Reader {
             repo,
             odb,
-            walk,
             trees: HashMap::new(),
             options,
             policies: HashMap::new(),
+            mentions: HashMap::new(),
             fields: HashMap::new(),
         })
     }
@@ -470,28 +539,14 @@ impl<'r> Reader<'r> {
             .map_err(|e| self.error(&format!("tree {id}"), e))
     }
 
-    /// A commit's root tree; every parent of a walked commit was walked.
-    fn commit_tree(&self, id: Oid) -> Result<Oid, HistoryError> {
-        self.walk
-            .index
-            .get(&id)
-            .map(|&i| self.walk.commits[i].tree)
-            .ok_or_else(|| HistoryError::Read {
-                repo: self.repo.path().display().to_string(),
-                what: format!("commit {id}"),
-                message: "it was not walked".into(),
-            })
-    }
-
     fn manual_changes(&mut self, commit: &CommitInfo) -> Result<Vec<ManualChange>, HistoryError> {
-        let parents = &commit.parents;
         let new_root = commit.tree;
-        let old_root = self.commit_tree(parents[0])?;
+        let old_root = commit.parent_trees[0];
         if old_root == new_root {
             return Ok(Vec::new());
         }
-        let new_set = self.policy_set(&self.tree(new_root)?)?;
-        let old_set = self.policy_set(&self.tree(old_root)?)?;
+        let new_set = self.policy_set(new_root)?;
+        let old_set = self.policy_set(old_root)?;
         let mut changed = Vec::new();
         let mut prefix = String::new();
         self.diff(
@@ -504,12 +559,11 @@ impl<'r> Reader<'r> {
         if changed.is_empty() {
             return Ok(Vec::new());
         }
-        let others: Vec<(Tree<'r>, Rc<PolicySet>)> = parents[1..]
+        let others: Vec<(Tree<'r>, Rc<PolicySet>)> = commit.parent_trees[1..]
             .iter()
-            .map(|p| {
-                let tree = self.tree(self.commit_tree(*p)?)?;
-                let set = self.policy_set(&tree)?;
-                Ok((tree, set))
+            .map(|&root| {
+                let set = self.policy_set(root)?;
+                Ok((self.tree(root)?, set))
             })
             .collect::<Result<_, HistoryError>>()?;
         let mut found = Vec::new();
@@ -564,7 +618,10 @@ impl<'r> Reader<'r> {
     ) -> Result<(), HistoryError> {
         let (a, b) = (self.raw_tree(old)?, self.raw_tree(new)?);
         let mut subtrees = Vec::new();
-        let (mut left, mut right) = (RawEntries(&a), RawEntries(&b));
+        // Entries the two versions share byte for byte at the start (most
+        // of a folder when one file changed) are skipped in one comparison.
+        let skip = common_entries(&a, &b);
+        let (mut left, mut right) = (RawEntries(&a[skip..]), RawEntries(&b[skip..]));
         let (mut x, mut y) = (left.next(), right.next());
         while let (Some(l), Some(r)) = (x, y) {
             match git_order(&l, &r) {
@@ -630,10 +687,51 @@ impl<'r> Reader<'r> {
     /// The cheap test before parsing a manifest that no target names:
     /// did a line mentioning a marker change? (See
     /// [`fields::may_change_markers`].)
-    fn may_change_markers(&self, path: &str, old: Oid, new: Oid) -> Result<bool, HistoryError> {
-        let read = |id: Oid| self.repo.find_blob(id).map_err(|e| self.error(path, e));
-        let (old, new) = (read(old)?, read(new)?);
-        Ok(fields::may_change_markers(old.content(), new.content()))
+    ///
+    /// A field is listed only when both versions hold it, so first both
+    /// blobs must mention a marker at all; that answer is cached by blob
+    /// id, and a blob known not to mention one spares reading the other.
+    /// The old side is asked first: walking newest first, it is the next
+    /// commit's new side, which then needs no read.
+    fn may_change_markers(&mut self, path: &str, old: Oid, new: Oid) -> Result<bool, HistoryError> {
+        let mentions = &mut self.mentions;
+        if mentions.get(&old) == Some(&false) || mentions.get(&new) == Some(&false) {
+            return Ok(false);
+        }
+        let (odb, repo) = (&self.odb, self.repo);
+        let read = |id: Oid| {
+            odb.read(id).map_err(|e| HistoryError::Read {
+                repo: repo.path().display().to_string(),
+                what: path.to_owned(),
+                message: e.message().to_owned(),
+            })
+        };
+        let old_blob = read(old)?;
+        if !remember_mentions(mentions, old, old_blob.data()) {
+            return Ok(false);
+        }
+        let new_blob = read(new)?;
+        if !remember_mentions(mentions, new, new_blob.data()) {
+            return Ok(false);
+        }
+        Ok(fields::may_change_markers(old_blob.data(), new_blob.data()))
+    }
+
+    /// The entry at `path` (`a/b/c`) below the root tree `root`, found
+    /// through the raw tree cache: its mode and id.
+    fn entry_at(&mut self, root: Oid, path: &str) -> Result<Option<(u32, Oid)>, HistoryError> {
+        let mut current = (0o40000, root);
+        for name in path.split('/') {
+            if current.0 != 0o40000 {
+                return Ok(None);
+            }
+            let raw = self.raw_tree(current.1)?;
+            match RawEntries(&raw).find(|e| e.name == name.as_bytes()) {
+                Some(entry) => current = (entry.mode, entry.oid()),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(current))
     }
 
     /// A manifest under the scanned path.
@@ -653,10 +751,11 @@ impl<'r> Reader<'r> {
                 .any(|s| s.targets.keys().any(|file| under(file, dir)))
     }
 
-    fn policy_set(&mut self, root: &Tree<'r>) -> Result<Rc<PolicySet>, HistoryError> {
+    /// The policies of the commit whose root tree is `root`.
+    fn policy_set(&mut self, root: Oid) -> Result<Rc<PolicySet>, HistoryError> {
         let dir = self.options.policies_dir.trim_matches('/');
-        let folder = match root.get_path(Path::new(dir)) {
-            Ok(entry) if entry.kind() == Some(ObjectType::Tree) => entry.id(),
+        let folder = match self.entry_at(root, dir)? {
+            Some((0o40000, id)) if !dir.is_empty() => id,
             _ => Oid::ZERO_SHA1,
         };
         if let Some(set) = self.policies.get(&folder) {
@@ -752,6 +851,19 @@ impl<'r> Reader<'r> {
     }
 }
 
+/// Whether a blob mentions a marker, remembered by id.
+fn remember_mentions(cache: &mut HashMap<Oid, bool>, id: Oid, bytes: &[u8]) -> bool {
+    if let Some(&known) = cache.get(&id) {
+        return known;
+    }
+    let found = manifests::may_contain_markers(bytes);
+    if cache.len() >= MENTIONS_CACHE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(id, found);
+    found
+}
+
 /// One entry of a raw tree object: `<octal mode> <name>\0<20-byte id>`.
 #[derive(Clone, Copy)]
 struct RawEntry<'a> {
@@ -784,12 +896,12 @@ impl<'a> Iterator for RawEntries<'a> {
 
     fn next(&mut self) -> Option<RawEntry<'a>> {
         let rest = self.0;
-        let space = rest.iter().position(|&b| b == b' ')?;
+        let space = memchr::memchr(b' ', rest)?;
         let mode = rest[..space].iter().try_fold(0u32, |m, &d| {
             d.is_ascii_digit().then(|| m * 8 + u32::from(d - b'0'))
         })?;
         let after = &rest[space + 1..];
-        let nul = after.iter().position(|&b| b == 0)?;
+        let nul = memchr::memchr(0, after)?;
         let id = after.get(nul + 1..nul + 21)?;
         self.0 = &after[nul + 21..];
         Some(RawEntry {
@@ -798,6 +910,33 @@ impl<'a> Iterator for RawEntries<'a> {
             id,
         })
     }
+}
+
+/// How many leading bytes of two raw trees hold the same whole entries.
+fn common_entries(a: &[u8], b: &[u8]) -> usize {
+    const CHUNK: usize = 32;
+    let mut same = 0;
+    let len = a.len().min(b.len());
+    while same + CHUNK <= len && a[same..same + CHUNK] == b[same..same + CHUNK] {
+        same += CHUNK;
+    }
+    same += a[same..len]
+        .iter()
+        .zip(&b[same..len])
+        .take_while(|(x, y)| x == y)
+        .count();
+    // An entry's parse depends only on its own bytes, so every entry that
+    // ends within the identical prefix is the same entry in both.
+    let mut entries = RawEntries(a);
+    let mut start = 0;
+    while entries.next().is_some() {
+        let end = a.len() - entries.0.len();
+        if end > same {
+            break;
+        }
+        start = end;
+    }
+    start
 }
 
 /// Git's tree order: names compared bytewise, a folder's as if it ended in `/`.
@@ -832,7 +971,7 @@ fn blob_at(tree: &Tree<'_>, path: &str) -> Option<Oid> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Oid, parse_commit, under};
+    use super::{Oid, common_entries, parse_commit, under};
 
     #[test]
     fn raw_commits_parse_past_signatures_and_merge_tags() {
@@ -859,6 +998,22 @@ Image-Update: default:podinfo ghcr.io/s/podinfo:6.0.0 -> ghcr.io/s/podinfo:6.1.0
         assert_eq!(commit.updates.len(), 1);
         assert!(parse_commit(Oid::ZERO_SHA1, b"tree nonsense\n\nx").is_none());
         assert!(parse_commit(Oid::ZERO_SHA1, b"author a <b> 1 +0000\n\nx").is_none());
+    }
+
+    #[test]
+    fn common_entries_stop_at_the_first_differing_entry() {
+        let entry = |name: &str, id: u8| {
+            let mut raw = format!("100644 {name}\0").into_bytes();
+            raw.extend([id; 20]);
+            raw
+        };
+        let a = [entry("a.yaml", 1), entry("b.yaml", 2), entry("c.yaml", 3)].concat();
+        let b = [entry("a.yaml", 1), entry("b.yaml", 9), entry("c.yaml", 3)].concat();
+        assert_eq!(common_entries(&a, &b), entry("a.yaml", 1).len());
+        assert_eq!(common_entries(&a, &a), a.len());
+        assert_eq!(common_entries(&a, &[]), 0);
+        let longer = [a.clone(), entry("d.yaml", 4)].concat();
+        assert_eq!(common_entries(&a, &longer), a.len());
     }
 
     #[test]
