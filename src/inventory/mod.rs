@@ -276,6 +276,10 @@ impl Inventory {
         dir: &str,
         findings: &mut Vec<Finding>,
     ) -> Result<(), SourceError> {
+        // Reading stays on this thread (a FileSource need not be Sync);
+        // parsing the files that pass the fast path, the expensive part, is
+        // spread over the cores.
+        let mut candidates = Vec::new();
         for path in source.list(dir)? {
             if !manifests::is_manifest_path(&path) {
                 continue;
@@ -286,10 +290,13 @@ impl Inventory {
             if !manifests::may_contain_markers(&bytes) {
                 continue;
             }
-            let Some(text) = text_of(&path, bytes, findings) else {
-                continue;
-            };
-            match manifests::find_markers(&path, &text) {
+            if let Some(text) = text_of(&path, bytes, findings) {
+                candidates.push((path, text));
+            }
+        }
+        let parsed = find_markers_in_parallel(&candidates);
+        for ((path, text), found) in candidates.into_iter().zip(parsed) {
+            match found {
                 Ok(setters) if setters.is_empty() => {}
                 Ok(setters) => {
                     let mut known = Vec::with_capacity(setters.len());
@@ -563,3 +570,39 @@ impl FileSource for DirSource {
 
 #[cfg(test)]
 mod tests;
+
+/// [`manifests::find_markers`] of every file, in order, on up to four
+/// threads when there are enough files for threads to pay off.
+fn find_markers_in_parallel(
+    files: &[(String, String)],
+) -> Vec<Result<Vec<Setter>, manifests::ManifestError>> {
+    const PER_THREAD: usize = 64;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(files.len() / PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return files
+            .iter()
+            .map(|(path, text)| manifests::find_markers(path, text))
+            .collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(path, text)| manifests::find_markers(path, text))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a marker parser thread panicked"))
+            .collect()
+    })
+}

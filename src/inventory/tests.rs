@@ -308,3 +308,32 @@ fn suspended_flux_objects_leave_their_markers_alone() {
             .contains("is suspended (spec.suspend: true): crowsnest changes nothing")
     }));
 }
+
+#[test]
+fn markers_found_on_several_threads_come_back_in_file_order() {
+    // Enough files for the parallel path (64 per thread), some broken.
+    let files: Vec<(String, String)> = (0..300)
+        .map(|i| {
+            let path = format!("apps/app-{i:03}.yaml");
+            let text = if i % 37 == 0 {
+                "image: [unclosed # {\"$imagepolicy\": \"default:app\"}\n".to_owned()
+            } else {
+                format!(
+                    "a: 1\nimage: r.example/app{i}:1.0.{i} # {{\"$imagepolicy\": \"default:app{i}\"}}\n"
+                )
+            };
+            (path, text)
+        })
+        .collect();
+    let sequential: Vec<_> = files
+        .iter()
+        .map(|(path, text)| manifests::find_markers(path, text))
+        .collect();
+    let parallel = find_markers_in_parallel(&files);
+    assert_eq!(parallel, sequential);
+    assert_eq!(parallel.iter().filter(|r| r.is_err()).count(), 9);
+    assert_eq!(
+        parallel[1].as_ref().unwrap()[0].policy.to_string(),
+        "default:app1"
+    );
+}
