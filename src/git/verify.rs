@@ -505,46 +505,34 @@ fn is_key_type(token: &str) -> bool {
 
 /// Whitespace-separated tokens; double quotes protect spaces.
 fn tokenize(line: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    for c in line.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                current.push(c);
-            }
-            c if c.is_whitespace() && !quoted => {
-                if !current.is_empty() {
-                    tokens.push(std::mem::take(&mut current));
-                }
-            }
-            c => current.push(c),
-        }
-    }
-    if !current.is_empty() {
-        tokens.push(current);
-    }
+    let mut tokens = split_outside_quotes(line, char::is_whitespace);
+    tokens.retain(|t| !t.is_empty());
     tokens
 }
 
 /// Comma-separated options; commas inside quotes do not split.
 fn split_options(text: &str) -> Vec<String> {
-    let mut options = Vec::new();
+    split_outside_quotes(text, |c| c == ',')
+}
+
+/// Every piece of `text` between separators that are not inside double
+/// quotes (the quotes are kept), empty pieces included.
+fn split_outside_quotes(text: &str, is_separator: impl Fn(char) -> bool) -> Vec<String> {
+    let mut pieces = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
     for c in text.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                current.push(c);
-            }
-            ',' if !quoted => options.push(std::mem::take(&mut current)),
-            c => current.push(c),
+        if c == '"' {
+            quoted = !quoted;
+            current.push(c);
+        } else if is_separator(c) && !quoted {
+            pieces.push(std::mem::take(&mut current));
+        } else {
+            current.push(c);
         }
     }
-    options.push(current);
-    options
+    pieces.push(current);
+    pieces
 }
 
 /// `YYYYMMDD[Z]` or `YYYYMMDDHHMM[SS][Z]`, read as UTC.
