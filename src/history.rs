@@ -1,7 +1,9 @@
 //! `crowsnest history`: the audit trail read back out of the commit graph.
 //!
-//! Like `reconcile`, this module joins others: it walks commits with git2
-//! (`git`, signatures through `git::verify`), reads policy files (`policy`) and managed fields
+//! Like `reconcile`, this module joins others: it reads commits, trees and
+//! blobs through [`crate::git::objects`] (gitoxide's pack reader; git2
+//! opens the repository, resolves the revision and extracts signatures
+//! for `git::verify`), reads policy files (`policy`) and managed fields
 //! (`manifests`, through `audit::fields`), and produces `audit::record`
 //! entries. It reads only; nothing here writes to the repository.
 //!
@@ -24,7 +26,8 @@
 //!   and policy files once per policy-folder tree id;
 //! - commits are walked and parsed once, sequentially, and handed out in
 //!   batches of consecutive commits to one worker thread per core while
-//!   the walk goes on.
+//!   the walk goes on; each worker reads objects through its own handle
+//!   (its own delta-base cache, no lock shared with the others).
 //!
 //! A merge lists a field only when its value differs from every parent's
 //! (git's combined diff): merging a branch is not a manual change, a
@@ -35,12 +38,14 @@ use std::collections::{BinaryHeap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 
-use git2::{ObjectType, Oid, Repository, Tree};
+use git2::{ObjectType, Oid, Repository};
 
 use crate::audit::fields::{self, FieldKey, ManagedField};
 use crate::audit::record::{Entry, Filter, Kind, Person, SignatureReport, image_of};
 use crate::audit::{self};
+use crate::git::objects::Objects;
 use crate::git::verify::Verifier;
 use crate::inventory::MAX_MANIFEST_BYTES;
 use crate::manifests;
@@ -104,18 +109,9 @@ pub struct Trail {
 }
 
 /// Opens a repository (a worktree's folder or a bare clone) for reading
-/// history.
-///
-/// This turns off libgit2's re-hashing of every object it reads
-/// (process-wide): git itself does not re-hash objects read from packs,
-/// and on a long history the SHA-1 of every commit, tree and blob was the
-/// largest single cost. Pack entries are still CRC- and zlib-checked.
-/// It also turns off libgit2's object cache: every commit is read once,
-/// and the reader keeps its own caches of raw trees and blob facts, so
-/// storing and looking up each object there was pure overhead.
+/// history. Objects are then read through [`Objects`], which, like git
+/// reading its packs, does not re-hash them.
 pub fn open(path: &Path) -> Result<Repository, HistoryError> {
-    git2::opts::strict_hash_verification(false);
-    git2::opts::enable_caching(false);
     Repository::open(path).map_err(|e| HistoryError::Open {
         repo: path.display().to_string(),
         message: e.message().to_owned(),
@@ -142,20 +138,17 @@ pub fn read(
     options: &Options,
     verifier: Option<&Verifier>,
 ) -> Result<Trail, HistoryError> {
-    let read_error = |what: &str, e: git2::Error| HistoryError::Read {
-        repo: repo.path().display().to_string(),
-        what: what.to_owned(),
-        message: e.message().to_owned(),
-    };
     let walk_error = |message| HistoryError::Read {
         repo: repo.path().display().to_string(),
         what: "the commit graph".into(),
         message,
     };
-    let odb = repo
-        .odb()
-        .map_err(|e| read_error("the object database", e))?;
-    let mut walk = Walk::new(&odb, tip).map_err(walk_error)?;
+    let objects = Objects::open(repo).map_err(|message| HistoryError::Read {
+        repo: repo.path().display().to_string(),
+        what: "the object database".into(),
+        message,
+    })?;
+    let mut walk = Walk::new(objects.clone(), tip).map_err(walk_error)?;
     let first = walk.batch(BATCH).map_err(walk_error)?;
     let workers = options
         .workers
@@ -172,7 +165,7 @@ pub fn read(
             commits.extend(walk.batch(BATCH).map_err(walk_error)?);
         }
         trail.commits = commits.len();
-        Reader::new(repo, options)?.read(&commits, verifier, &mut trail)?;
+        Reader::new(repo, objects.clone(), options).read(&commits, verifier, &mut trail)?;
         return Ok(trail);
     }
     // Commits are independent once listed (each carries its parents'
@@ -187,12 +180,13 @@ pub fn read(
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let (path, receiver) = (&path, &receiver);
+                let objects = objects.clone();
                 scope.spawn(move || {
                     let repo = Repository::open(path).map_err(|e| HistoryError::Open {
                         repo: path.display().to_string(),
                         message: e.message().to_owned(),
                     })?;
-                    let mut reader = Reader::new(&repo, options)?;
+                    let mut reader = Reader::new(&repo, objects, options);
                     let mut parts = Vec::new();
                     loop {
                         let next = receiver.lock().expect("the batch queue").recv();
@@ -269,8 +263,8 @@ struct CommitInfo {
 /// through libgit2's commit objects: its time-sorted revwalk plus
 /// `find_commit` cost 1.3 s on 100,000 commits, mostly re-inflating
 /// commits its object cache had evicted.
-struct Walk<'o> {
-    odb: &'o git2::Odb<'o>,
+struct Walk {
+    objects: Objects,
     queue: BinaryHeap<(i64, Reverse<u64>, Oid)>,
     pending: HashMap<Oid, CommitInfo>,
     /// The root tree of every commit read so far.
@@ -278,10 +272,10 @@ struct Walk<'o> {
     order: u64,
 }
 
-impl<'o> Walk<'o> {
-    fn new(odb: &'o git2::Odb<'o>, tip: Oid) -> Result<Walk<'o>, String> {
+impl Walk {
+    fn new(objects: Objects, tip: Oid) -> Result<Walk, String> {
         let mut walk = Walk {
-            odb,
+            objects,
             queue: BinaryHeap::new(),
             pending: HashMap::new(),
             trees: HashMap::new(),
@@ -298,15 +292,12 @@ impl<'o> Walk<'o> {
         self.queue.is_empty()
     }
 
-    fn read(&self, id: Oid) -> Result<CommitInfo, String> {
-        let object = self
-            .odb
-            .read(id)
-            .map_err(|e| format!("commit {id}: {}", e.message()))?;
-        if object.kind() != ObjectType::Commit {
-            return Err(format!("{id} is a {}, not a commit", object.kind()));
+    fn read(&mut self, id: Oid) -> Result<CommitInfo, String> {
+        let (kind, data) = self.objects.read(id)?;
+        if kind != ObjectType::Commit {
+            return Err(format!("{id} is a {kind}, not a commit"));
         }
-        parse_commit(id, object.data()).ok_or_else(|| format!("commit {id} does not parse"))
+        parse_commit(id, &data).ok_or_else(|| format!("commit {id} does not parse"))
     }
 
     /// The next (up to) `size` commits.
@@ -425,8 +416,8 @@ const MENTIONS_CACHE_ENTRIES: usize = 1 << 18;
 
 struct Reader<'r> {
     repo: &'r Repository,
-    odb: git2::Odb<'r>,
-    trees: HashMap<Oid, Rc<[u8]>>,
+    objects: Objects,
+    trees: HashMap<Oid, Arc<[u8]>>,
     options: &'r Options,
     /// By the policy folder's tree id (`Oid::ZERO_SHA1`: no folder).
     policies: HashMap<Oid, Rc<PolicySet>>,
@@ -437,21 +428,16 @@ struct Reader<'r> {
 }
 
 impl<'r> Reader<'r> {
-    fn new(repo: &'r Repository, options: &'r Options) -> Result<Reader<'r>, HistoryError> {
-        let odb = repo.odb().map_err(|e| HistoryError::Read {
-            repo: repo.path().display().to_string(),
-            what: "the object database".into(),
-            message: e.message().to_owned(),
-        })?;
-        Ok(Reader {
+    fn new(repo: &'r Repository, objects: Objects, options: &'r Options) -> Reader<'r> {
+        Reader {
             repo,
-            odb,
+            objects,
             trees: HashMap::new(),
             options,
             policies: HashMap::new(),
             mentions: HashMap::new(),
             fields: HashMap::new(),
-        })
+        }
     }
 
     /// The entries of `commits` (newest first), appended to `trail`.
@@ -525,18 +511,21 @@ impl<'r> Reader<'r> {
         Ok(())
     }
 
-    fn error(&self, what: &str, e: git2::Error) -> HistoryError {
+    fn error(&self, what: &str, message: String) -> HistoryError {
         HistoryError::Read {
             repo: self.repo.path().display().to_string(),
             what: what.to_owned(),
-            message: e.message().to_owned(),
+            message,
         }
     }
 
-    fn tree(&self, id: Oid) -> Result<Tree<'r>, HistoryError> {
-        self.repo
-            .find_tree(id)
-            .map_err(|e| self.error(&format!("tree {id}"), e))
+    /// Object `id`, which must be a `kind`.
+    fn object(&mut self, id: Oid, kind: ObjectType, what: &str) -> Result<Arc<[u8]>, HistoryError> {
+        match self.objects.read(id) {
+            Ok((found, data)) if found == kind => Ok(data),
+            Ok((found, _)) => Err(self.error(what, format!("{id} is a {found}, not a {kind}"))),
+            Err(message) => Err(self.error(what, message)),
+        }
     }
 
     fn manual_changes(&mut self, commit: &CommitInfo) -> Result<Vec<ManualChange>, HistoryError> {
@@ -559,12 +548,9 @@ impl<'r> Reader<'r> {
         if changed.is_empty() {
             return Ok(Vec::new());
         }
-        let others: Vec<(Tree<'r>, Rc<PolicySet>)> = commit.parent_trees[1..]
+        let others: Vec<(Oid, Rc<PolicySet>)> = commit.parent_trees[1..]
             .iter()
-            .map(|&root| {
-                let set = self.policy_set(root)?;
-                Ok((self.tree(root)?, set))
-            })
+            .map(|&root| Ok((root, self.policy_set(root)?)))
             .collect::<Result<_, HistoryError>>()?;
         let mut found = Vec::new();
         'files: for (path, old_blob, new_blob) in changed {
@@ -579,9 +565,10 @@ impl<'r> Reader<'r> {
             if changes.is_empty() {
                 continue;
             }
-            for (tree, set) in &others {
-                let Some(blob) = blob_at(tree, &path) else {
-                    continue;
+            for (root, set) in &others {
+                let blob = match self.entry_at(*root, &path)? {
+                    Some((mode, blob)) if mode & 0o170000 == 0o100000 => blob,
+                    _ => continue,
                 };
                 if blob == new_blob {
                     continue 'files;
@@ -661,22 +648,11 @@ impl<'r> Reader<'r> {
 
     /// A tree object's bytes, cached by id: each version of a folder is
     /// typically the new side of one diff and the old side of the next.
-    fn raw_tree(&mut self, id: Oid) -> Result<Rc<[u8]>, HistoryError> {
+    fn raw_tree(&mut self, id: Oid) -> Result<Arc<[u8]>, HistoryError> {
         if let Some(found) = self.trees.get(&id) {
             return Ok(found.clone());
         }
-        let object = self
-            .odb
-            .read(id)
-            .map_err(|e| self.error(&format!("tree {id}"), e))?;
-        if object.kind() != ObjectType::Tree {
-            return Err(HistoryError::Read {
-                repo: self.repo.path().display().to_string(),
-                what: format!("tree {id}"),
-                message: format!("is a {}", object.kind()),
-            });
-        }
-        let bytes: Rc<[u8]> = Rc::from(object.data());
+        let bytes = self.object(id, ObjectType::Tree, &format!("tree {id}"))?;
         if self.trees.len() >= TREE_CACHE_ENTRIES {
             self.trees.clear();
         }
@@ -694,27 +670,18 @@ impl<'r> Reader<'r> {
     /// The old side is asked first: walking newest first, it is the next
     /// commit's new side, which then needs no read.
     fn may_change_markers(&mut self, path: &str, old: Oid, new: Oid) -> Result<bool, HistoryError> {
-        let mentions = &mut self.mentions;
-        if mentions.get(&old) == Some(&false) || mentions.get(&new) == Some(&false) {
+        if self.mentions.get(&old) == Some(&false) || self.mentions.get(&new) == Some(&false) {
             return Ok(false);
         }
-        let (odb, repo) = (&self.odb, self.repo);
-        let read = |id: Oid| {
-            odb.read(id).map_err(|e| HistoryError::Read {
-                repo: repo.path().display().to_string(),
-                what: path.to_owned(),
-                message: e.message().to_owned(),
-            })
-        };
-        let old_blob = read(old)?;
-        if !remember_mentions(mentions, old, old_blob.data()) {
+        let old_blob = self.object(old, ObjectType::Blob, path)?;
+        if !remember_mentions(&mut self.mentions, old, &old_blob) {
             return Ok(false);
         }
-        let new_blob = read(new)?;
-        if !remember_mentions(mentions, new, new_blob.data()) {
-            return Ok(false);
-        }
-        Ok(fields::may_change_markers(old_blob.data(), new_blob.data()))
+        let new_blob = self.object(new, ObjectType::Blob, path)?;
+        let new_mentions = manifests::may_contain_markers(&new_blob);
+        let changes = new_mentions && fields::may_change_markers(&old_blob, &new_blob);
+        remember(&mut self.mentions, new, new_mentions);
+        Ok(changes)
     }
 
     /// The entry at `path` (`a/b/c`) below the root tree `root`, found
@@ -763,26 +730,12 @@ impl<'r> Reader<'r> {
         }
         let mut set = PolicySet::default();
         if !folder.is_zero() {
-            let tree = self.tree(folder)?;
             let mut files = Vec::new();
-            tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
-                if entry.kind() == Some(ObjectType::Blob) {
-                    if let Ok(name) = entry.name() {
-                        if name.ends_with(".yaml") || name.ends_with(".yml") {
-                            files.push((format!("{dir}/{root}{name}"), entry.id()));
-                        }
-                    }
-                }
-                git2::TreeWalkResult::Ok
-            })
-            .map_err(|e| self.error("the policy folder", e))?;
+            self.policy_files(folder, &format!("{dir}/"), &mut files)?;
             let mut targets: HashMap<String, Vec<(PolicyId, Target)>> = HashMap::new();
             for (path, blob) in files {
-                let blob = self
-                    .repo
-                    .find_blob(blob)
-                    .map_err(|e| self.error(&path, e))?;
-                let Ok(text) = std::str::from_utf8(blob.content()) else {
+                let content = self.object(blob, ObjectType::Blob, &path)?;
+                let Ok(text) = std::str::from_utf8(&content) else {
                     continue;
                 };
                 // A policy file that does not parse at this commit declares
@@ -819,6 +772,31 @@ impl<'r> Reader<'r> {
         Ok(set)
     }
 
+    /// The YAML files in the policy folder `tree` and below, in
+    /// `git ls-tree -r` order: `(path, blob)`.
+    fn policy_files(
+        &mut self,
+        tree: Oid,
+        prefix: &str,
+        files: &mut Vec<(String, Oid)>,
+    ) -> Result<(), HistoryError> {
+        let raw = self.raw_tree(tree)?;
+        for entry in RawEntries(&raw) {
+            let Ok(name) = std::str::from_utf8(entry.name) else {
+                continue;
+            };
+            let path = format!("{prefix}{name}");
+            if entry.is_tree() {
+                self.policy_files(entry.oid(), &format!("{path}/"), files)?;
+            } else if entry.mode & 0o170000 == 0o100000
+                && (name.ends_with(".yaml") || name.ends_with(".yml"))
+            {
+                files.push((path, entry.oid()));
+            }
+        }
+        Ok(())
+    }
+
     fn fields(
         &mut self,
         blob: Oid,
@@ -834,8 +812,7 @@ impl<'r> Reader<'r> {
         if let Some(found) = self.fields.get(&key) {
             return Ok(found.clone());
         }
-        let content = self.repo.find_blob(blob).map_err(|e| self.error(path, e))?;
-        let bytes = content.content();
+        let bytes = &self.object(blob, ObjectType::Blob, path)?[..];
         let markers = markers && manifests::may_contain_markers(bytes);
         let found = if (!markers && targets.is_empty()) || bytes.len() > MAX_MANIFEST_BYTES {
             Vec::new()
@@ -857,11 +834,15 @@ fn remember_mentions(cache: &mut HashMap<Oid, bool>, id: Oid, bytes: &[u8]) -> b
         return known;
     }
     let found = manifests::may_contain_markers(bytes);
+    remember(cache, id, found);
+    found
+}
+
+fn remember(cache: &mut HashMap<Oid, bool>, id: Oid, mentions: bool) {
     if cache.len() >= MENTIONS_CACHE_ENTRIES {
         cache.clear();
     }
-    cache.insert(id, found);
-    found
+    cache.insert(id, mentions);
 }
 
 /// One entry of a raw tree object: `<octal mode> <name>\0<20-byte id>`.
@@ -962,11 +943,6 @@ fn under(path: &str, dir: &str) -> bool {
         || dir == "."
         || path == dir
         || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
-}
-
-fn blob_at(tree: &Tree<'_>, path: &str) -> Option<Oid> {
-    let entry = tree.get_path(Path::new(path)).ok()?;
-    (entry.kind() == Some(ObjectType::Blob)).then(|| entry.id())
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ pub mod known_hosts;
 mod local;
 mod maintain;
 pub mod message;
+pub mod objects;
 pub mod sign;
 mod transport;
 pub mod verify;
