@@ -761,6 +761,26 @@ fn ssh_key_with_a_passphrase_and_a_hashed_known_hosts_entry() {
         .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
     let id = commit_one(&mut repo, "README.md", "over ssh\n");
     assert_eq!(remote.tip("main"), id);
+    // A wrong or missing passphrase is named at startup, not left to
+    // libssh2's "Unsupported private key format" at the first fetch.
+    let wrong = sshd.dir().join("wrong-passphrase");
+    std::fs::write(&wrong, "not the pass\n").unwrap();
+    for (passphrase_file, expected) in [
+        (Some(wrong), "does not decrypt the SSH key"),
+        (
+            None,
+            "is protected by a passphrase; set git.auth.sshPassphraseFile",
+        ),
+    ] {
+        let mut config = ssh_config(&sshd, &remote, &known);
+        config.auth.ssh_passphrase_file = passphrase_file;
+        let err = Repo::open(&config, state.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains(expected), "{err}");
+        assert!(!err.contains("client pass"), "{err}");
+    }
 }
 
 #[test]

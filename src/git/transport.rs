@@ -83,6 +83,12 @@ impl Transport {
             .as_ref()
             .map(|p| read("the SSH key passphrase (git.auth.sshPassphraseFile)", p))
             .transpose()?;
+        if let Some(key) = &auth.ssh_key_file {
+            check_ssh_key(key, ssh_passphrase.as_ref()).map_err(|message| GitError::Auth {
+                remote: display.clone(),
+                message,
+            })?;
+        }
         let password = auth
             .password_file
             .as_ref()
@@ -328,6 +334,32 @@ pub(crate) fn kind_of(url: &str) -> Result<Kind, String> {
 
 /// The URL without a password, and for http(s) without a user name either
 /// (tokens are often put there).
+/// Whether the passphrase (or its absence) fits an OpenSSH-format key,
+/// checked at startup: libssh2 reports a wrong passphrase only as
+/// "Unsupported private key format", at the first fetch. Keys in other
+/// formats (PEM) are left to libssh2.
+fn check_ssh_key(path: &std::path::Path, passphrase: Option<&Secret>) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let Ok(key) = ssh_key::PrivateKey::from_openssh(&bytes) else {
+        return Ok(());
+    };
+    if !key.is_encrypted() {
+        return Ok(());
+    }
+    let Some(passphrase) = passphrase else {
+        return Err(format!(
+            "the SSH key {} is protected by a passphrase; set git.auth.sshPassphraseFile",
+            path.display()
+        ));
+    };
+    key.decrypt(passphrase.expose()).map(drop).map_err(|_| {
+        format!(
+            "the passphrase in git.auth.sshPassphraseFile does not decrypt the SSH key {}",
+            path.display()
+        )
+    })
+}
+
 pub fn redact(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return url.to_owned();

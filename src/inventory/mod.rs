@@ -22,7 +22,8 @@ pub trait FileSource {
     /// Regular files under `dir` (`""` for the root), sorted.
     fn list(&self, dir: &str) -> Result<Vec<String>, SourceError>;
     /// A regular file's bytes; `None` when there is no regular file at
-    /// `path` (missing, a directory, or a symlink).
+    /// `path` (missing, a directory, or a symlink). A source may stop
+    /// reading a file one byte past [`MAX_MANIFEST_BYTES`].
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError>;
 }
 
@@ -457,10 +458,7 @@ fn text_of(path: &str, bytes: Vec<u8>, findings: &mut Vec<Finding>) -> Option<St
     if bytes.len() > MAX_MANIFEST_BYTES {
         findings.push(Finding::file(
             path,
-            format!(
-                "file is {} bytes; crowsnest reads files up to {MAX_MANIFEST_BYTES} bytes",
-                bytes.len()
-            ),
+            format!("file is too large: crowsnest reads files up to {MAX_MANIFEST_BYTES} bytes"),
         ));
         return None;
     }
@@ -562,8 +560,17 @@ impl FileSource for DirSource {
             Ok(meta) if meta.is_file() => {}
             _ => return Ok(None),
         }
-        std::fs::read(&full)
-            .map(Some)
+        // A file over the limit is refused by its size; reading one byte
+        // past the limit is enough to tell, whatever its length.
+        let mut bytes = Vec::new();
+        std::fs::File::open(&full)
+            .and_then(|file| {
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(file, MAX_MANIFEST_BYTES as u64 + 1),
+                    &mut bytes,
+                )
+            })
+            .map(|_| Some(bytes))
             .map_err(|e| self.error(format!("{path}: {e}")))
     }
 }

@@ -151,6 +151,28 @@ fn dir_source_never_follows_symlinks() {
 }
 
 #[test]
+fn dir_source_stops_one_byte_past_the_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create(dir.path().join("huge.yaml")).unwrap();
+    // Sparse: a 1 GiB file costs no disk.
+    file.set_len(1 << 30).unwrap();
+    std::fs::write(
+        dir.path().join("limit.yaml"),
+        vec![b'#'; MAX_MANIFEST_BYTES],
+    )
+    .unwrap();
+    let source = DirSource::new(dir.path());
+    let huge = source.read("huge.yaml").unwrap().unwrap();
+    assert_eq!(huge.len(), MAX_MANIFEST_BYTES + 1);
+    let mut findings = Vec::new();
+    assert_eq!(text_of("huge.yaml", huge, &mut findings), None);
+    assert_eq!(findings.len(), 1);
+    let limit = source.read("limit.yaml").unwrap().unwrap();
+    assert!(text_of("limit.yaml", limit, &mut findings).is_some());
+    assert_eq!(findings.len(), 1);
+}
+
+#[test]
 fn digest_setters_need_digest_reflection() {
     let (_, findings) = build(&[
         ("policies/app.yaml", POLICY),
