@@ -774,10 +774,10 @@ fn ssh_key_with_a_passphrase_and_a_hashed_known_hosts_entry() {
     ] {
         let mut config = ssh_config(&sshd, &remote, &known);
         config.auth.ssh_passphrase_file = passphrase_file;
-        let err = Repo::open(&config, state.path())
-            .err()
-            .expect("refused")
-            .to_string();
+        let Err(err) = Repo::open(&config, state.path()) else {
+            panic!("{expected}: the key was accepted");
+        };
+        let err = err.to_string();
         assert!(err.contains(expected), "{err}");
         assert!(!err.contains("client pass"), "{err}");
     }
