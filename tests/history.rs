@@ -793,6 +793,113 @@ fn parallel_workers_list_exactly_what_one_reader_lists() {
     }
 }
 
+/// A fast-import stream of `commits` commits after a seed: every third a
+/// bot update with a trailer, the others hand edits of the marker's tag
+/// or of the targeted values file (each a manual change). Returns the
+/// stream and how many updates and manual changes it holds.
+fn long_history(commits: u32) -> (String, usize, usize) {
+    fn file(path: &str, text: &str) -> String {
+        format!("M 100644 inline {path}\ndata {}\n{text}\n", text.len())
+    }
+    fn commit(n: u32, who: &str, message: &str, files: &[String]) -> String {
+        let time = EPOCH + i64::from(n) * 3600;
+        format!(
+            "commit refs/heads/main\nauthor {who} {time} +0000\ncommitter {who} {time} +0000\n\
+             data {}\n{message}\n{}\n",
+            message.len(),
+            files.concat()
+        )
+    }
+    const BOT: &str = "crowsnest <crowsnest@localhost>";
+    const ADA: &str = "Ada <ada@example.com>";
+    let mut stream = commit(
+        0,
+        ADA,
+        "Initial fleet",
+        &[
+            file("policies/images.yaml", POLICIES),
+            file(DEPLOYMENT, &deployment("6.0.0", 1)),
+            file(VALUES, &values("7.0.0")),
+        ],
+    );
+    let (mut updates, mut manual) = (0, 0);
+    let (mut podinfo, mut redis) = (0u32, 0u32);
+    for n in 1..=commits {
+        let (old, new) = (format!("6.{podinfo}.0"), format!("6.{}.0", podinfo + 1));
+        stream += &match n % 3 {
+            0 => {
+                updates += 1;
+                podinfo += 1;
+                let message = trailer("podinfo", "ghcr.io/s/podinfo", &old, &new);
+                commit(n, BOT, &message, &[file(DEPLOYMENT, &deployment(&new, 1))])
+            }
+            1 => {
+                manual += 1;
+                podinfo += 1;
+                commit(n, ADA, "By hand", &[file(DEPLOYMENT, &deployment(&new, 1))])
+            }
+            _ => {
+                manual += 1;
+                redis += 1;
+                let tag = format!("7.{redis}.0");
+                commit(n, ADA, "Bump redis by hand", &[file(VALUES, &values(&tag))])
+            }
+        };
+    }
+    (stream, updates, manual)
+}
+
+/// More commits than one batch (2,000), so the walk hands batches to
+/// worker threads while it goes on; read from `git fast-import`'s pack,
+/// whose delta chains run from each version back to the one before.
+#[test]
+fn parallel_workers_over_many_batches_list_what_one_reader_lists() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    run(git()
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .arg(dir.path()));
+    let (stream, updates, manual) = long_history(7_000);
+    let mut import = git()
+        .arg("-C")
+        .arg(dir.path())
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("git fast-import runs");
+    std::io::Write::write_all(&mut import.stdin.take().expect("stdin"), stream.as_bytes())
+        .expect("git fast-import reads the stream");
+    assert!(import.wait().expect("git fast-import ends").success());
+    let repo = crowsnest::history::open(dir.path()).expect("open");
+    let tip = crowsnest::history::resolve(&repo, "main").expect("main");
+    let read = |workers: usize| {
+        let options = crowsnest::history::Options {
+            policies_dir: "policies".into(),
+            scan_dir: String::new(),
+            filter: Default::default(),
+            workers: Some(workers),
+        };
+        crowsnest::history::read(&repo, tip, &options, None).expect("read")
+    };
+    let one = read(1);
+    assert_eq!(one.commits, 7_001);
+    let count = |kind: &str| {
+        one.entries
+            .iter()
+            .filter(|e| serde_json::to_value(e).unwrap()["kind"] == kind)
+            .count()
+    };
+    assert_eq!((count("update"), count("manual")), (updates, manual));
+    assert!(
+        one.entries.windows(2).all(|w| w[0].time >= w[1].time),
+        "newest first"
+    );
+    for workers in [2, 3] {
+        let many = read(workers);
+        assert_eq!(many.entries, one.entries, "{workers} workers");
+        assert_eq!((many.commits, many.diffed), (one.commits, one.diffed));
+    }
+}
+
 #[test]
 fn config_reads_the_daemons_clone_with_its_policy_folder_and_path() {
     let policies = POLICIES.replace("apps/redis/values.yaml", "clusters/prod/redis.yaml");
