@@ -38,6 +38,12 @@ pub struct SelectedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub policy: String,
+    pub image: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebhookLabels {
     pub source: String,
     pub result: String,
@@ -53,6 +59,7 @@ pub struct Metrics {
     pub scan_duration: Histogram,
     pub tags: Family<ImageLabels, Gauge>,
     pub selected: Family<SelectedLabels, Gauge>,
+    pub not_numeric: Family<PolicyLabels, Gauge>,
     pub passes: Family<ResultLabels, Counter>,
     pub pass_duration: Histogram,
     pub commits: Counter,
@@ -77,6 +84,7 @@ impl Metrics {
             scan_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             tags: Family::default(),
             selected: Family::default(),
+            not_numeric: Family::default(),
             passes: Family::default(),
             pass_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             commits: Counter::default(),
@@ -122,6 +130,11 @@ impl Metrics {
             "crowsnest_policy_selected",
             "1 for the tag each policy selects (the tag is a label)",
             m.selected.clone(),
+        );
+        registry.register(
+            "crowsnest_policy_tags_not_numeric",
+            "Tags a numerical policy skipped at its last decision because they are not numbers",
+            m.not_numeric.clone(),
         );
         registry.register(
             "crowsnest_passes",
@@ -223,6 +236,24 @@ impl Metrics {
             .set(1);
     }
 
+    /// Sets a numerical policy's `crowsnest_policy_tags_not_numeric`.
+    pub fn not_numeric(&self, policy: &PolicyId, image: &str, count: usize) {
+        self.not_numeric
+            .get_or_create(&PolicyLabels {
+                policy: policy.to_string(),
+                image: image.to_owned(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Drops a policy's `crowsnest_policy_tags_not_numeric` series.
+    pub fn forget_not_numeric(&self, policy: &PolicyId, image: &str) {
+        self.not_numeric.remove(&PolicyLabels {
+            policy: policy.to_string(),
+            image: image.to_owned(),
+        });
+    }
+
     /// Drops a policy's `crowsnest_policy_selected` series (the policy is gone).
     pub fn unselect(&self, policy: &PolicyId, image: &str, tag: &str) {
         self.selected.remove(&SelectedLabels {
@@ -267,18 +298,23 @@ mod tests {
         metrics.select(&id, "r/app", None, "1.0.0");
         metrics.select(&id, "r/app", Some("1.0.0"), "1.1.0");
         metrics.webhook("distribution", "accepted");
+        metrics.not_numeric(&id, "r/app", 3);
+        metrics.not_numeric(&PolicyId::new("default", "gone"), "r/gone", 1);
+        metrics.forget_not_numeric(&PolicyId::new("default", "gone"), "r/gone");
         let text = metrics.encode();
         for expected in [
             "crowsnest_errors_total{kind=\"git\"} 1",
             "crowsnest_scans_total{result=\"ok\"} 1",
             "crowsnest_policy_selected{policy=\"default:app\",image=\"r/app\",tag=\"1.1.0\"} 1",
             "crowsnest_webhooks_total{source=\"distribution\",result=\"accepted\"} 1",
+            "crowsnest_policy_tags_not_numeric{policy=\"default:app\",image=\"r/app\"} 3",
             "crowsnest_ready 0",
             "# TYPE crowsnest_pass_duration_seconds histogram",
         ] {
             assert!(text.contains(expected), "{expected} in\n{text}");
         }
         assert!(!text.contains("tag=\"1.0.0\""), "{text}");
+        assert!(!text.contains("default:gone"), "{text}");
     }
 
     #[test]
@@ -296,6 +332,7 @@ mod tests {
         metrics.webhook("generic", "accepted");
         metrics.tags_of("h/r", 1);
         metrics.select(&PolicyId::new("a", "b"), "h/r", None, "1");
+        metrics.not_numeric(&PolicyId::new("a", "b"), "h/r", 0);
         for family in [&metrics.scans, &metrics.passes, &metrics.pushes] {
             Metrics::counted(family, "ok");
         }

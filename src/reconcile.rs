@@ -24,7 +24,7 @@ use crate::manifests::{self, Edit};
 use crate::model::{
     Change, DigestReflection, Field, ImageName, ImageUpdate, Located, PolicyId, Selection, Shard,
 };
-use crate::policy::{Automation, FluxChange, Policy};
+use crate::policy::{Automation, FluxChange, Policy, Rule};
 use crate::registry::{Registry, RegistryError};
 use crate::tagcache::TagCache;
 
@@ -72,7 +72,13 @@ impl ReconcileError {
 
 /// One image's outcome in a pass: its canonical name when the registry
 /// was asked, and each of its policies' decision.
-type ImageDecisions = (Option<String>, Vec<(PolicyId, Result<Selection, Failure>)>);
+/// An image's name when the registry was asked, and each policy's
+/// decision with the count of tags it skipped as not numbers (numerical
+/// policies only).
+type ImageDecisions = (
+    Option<String>,
+    Vec<(PolicyId, Option<usize>, Result<Selection, Failure>)>,
+);
 
 /// A policy that could not be decided this pass; the others go on.
 #[derive(Debug, Clone)]
@@ -135,6 +141,9 @@ pub struct PassReport {
     pub listed: Vec<String>,
     /// Pushes that lost a race with another writer and were re-planned.
     pub conflicts: u32,
+    /// Numerical policies decided this pass, and how many of their image's
+    /// tags each skipped as not numbers.
+    pub not_numeric: BTreeMap<PolicyId, usize>,
 }
 
 impl PassReport {
@@ -404,15 +413,16 @@ impl Reconciler {
                 let (listed, result) = self.tags_of(image, &key, tags).await;
                 let mut decisions = Vec::with_capacity(policies.len());
                 for policy in policies {
+                    let mut not_numeric = None;
                     let decision = match &result {
-                        Ok(list) => self.decide(policy, list, inventory).await,
+                        Ok(list) => self.decide(policy, list, inventory, &mut not_numeric).await,
                         Err(e) => Err(Failure {
                             policy: policy.id.clone(),
                             kind: e.kind(),
                             message: e.to_string(),
                         }),
                     };
-                    decisions.push((policy.id.clone(), decision));
+                    decisions.push((policy.id.clone(), not_numeric, decision));
                 }
                 (listed.then_some(key), decisions)
             })
@@ -422,7 +432,10 @@ impl Reconciler {
         let mut selections = BTreeMap::new();
         for (listed, decisions) in decided {
             report.listed.extend(listed);
-            for (id, decision) in decisions {
+            for (id, not_numeric, decision) in decisions {
+                if let Some(count) = not_numeric {
+                    report.not_numeric.insert(id.clone(), count);
+                }
                 match decision {
                     Ok(selection) => {
                         selections.insert(id, selection);
@@ -471,6 +484,7 @@ impl Reconciler {
         policy: &Policy,
         tags: &[String],
         inventory: &Inventory,
+        not_numeric: &mut Option<usize>,
     ) -> Result<Selection, Failure> {
         let fail = |kind: &'static str, message: String| Failure {
             policy: policy.id.clone(),
@@ -492,6 +506,9 @@ impl Reconciler {
             )
         };
         let pick = policy.pick(tags);
+        if matches!(policy.rule, Rule::Numerical(_)) {
+            *not_numeric = Some(pick.not_numeric);
+        }
         if pick.not_numeric > 0 {
             warn!(policy = %policy.id, image = %policy.image, skipped = pick.not_numeric, "numerical policy skipped tags that are not numbers");
         }

@@ -141,6 +141,9 @@ struct PolicyState {
     latest: Option<Selection>,
     last_commit: Option<String>,
     last_error: Option<String>,
+    /// Whether it has a `crowsnest_policy_tags_not_numeric` series (a
+    /// numerical policy decided at least once), under `image`.
+    not_numeric: bool,
 }
 
 /// How a pass ended.
@@ -592,6 +595,13 @@ impl Scheduler {
                 (None, Some(old)) => self.metrics.unselect(&w.id, &state.image, &old.tag),
                 (None, None) => {}
             }
+            if let Some(&count) = report.not_numeric.get(&w.id) {
+                if state.not_numeric && state.image != image {
+                    self.metrics.forget_not_numeric(&w.id, &state.image);
+                }
+                self.metrics.not_numeric(&w.id, &image, count);
+                state.not_numeric = true;
+            }
             state.current = match (&selection, changed.contains(&w.id)) {
                 (Some(s), true) => vec![s.tag.clone()],
                 _ => w.current.clone(),
@@ -608,6 +618,9 @@ impl Scheduler {
         for (id, old) in std::mem::take(&mut self.policies) {
             if let Some(latest) = old.latest {
                 self.metrics.unselect(&id, &old.image, &latest.tag);
+            }
+            if old.not_numeric {
+                self.metrics.forget_not_numeric(&id, &old.image);
             }
         }
         self.policies = policies;

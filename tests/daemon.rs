@@ -205,7 +205,10 @@ fn registry_notifications_reach_a_signed_commit_and_policy_changes_take_effect()
 
     // A policy added in Git takes effect on the next pass; a webhook for a
     // repository no policy watched yet is such a pass. `?token=` auth.
-    fx.registry.push_tags("demo/other", &["2.0.0", "2.1.0"]);
+    // This one is numerical: the tags that are not numbers are skipped,
+    // and counted in a metric.
+    fx.registry
+        .push_tags("demo/other", &["20", "21", "latest", "21-rc1"]);
     let host = fx.registry.host();
     fx.remote.commit_files(
         "main",
@@ -213,20 +216,37 @@ fn registry_notifications_reach_a_signed_commit_and_policy_changes_take_effect()
         &[
             (
                 "apps/other/deployment.yaml",
-                &deployment(&host, "other", "1.0.0"),
+                &deployment(&host, "other", "1"),
             ),
-            ("policies/other.yaml", &policy(&host, "other")),
+            (
+                "policies/other.yaml",
+                &policy(&host, "other").replace(
+                    "semver:\n      range: \">=1.0.0\"",
+                    "numerical:\n      order: asc",
+                ),
+            ),
         ],
     );
     let (code, body) = daemon.post(
         &format!("/hooks/generic?token={TOKEN}"),
         &[],
-        &format!("{{\"image\": \"{host}/demo/other\", \"tag\": \"2.1.0\"}}"),
+        &format!("{{\"image\": \"{host}/demo/other\", \"tag\": \"21\"}}"),
     );
     assert_eq!(code, 202, "{body}");
     daemon.wait_until("the new policy's commit", Duration::from_secs(20), |_| {
-        fx.pins("other", "2.1.0")
+        fx.pins("other", "21")
     });
+    let skipped = format!(
+        "crowsnest_policy_tags_not_numeric{{policy=\"default:other\",image=\"{host}/demo/other\"}} 2"
+    );
+    daemon.wait_until("the not-numeric metric", Duration::from_secs(5), |d| {
+        d.metrics().contains(&skipped)
+    });
+    let metrics = daemon.metrics();
+    assert!(
+        !metrics.contains("crowsnest_policy_tags_not_numeric{policy=\"default:app\""),
+        "only numerical policies have the series:\n{metrics}"
+    );
     // A wrong token is refused and triggers nothing.
     let (code, _) = daemon.post(
         "/hooks/generic",
