@@ -71,10 +71,8 @@ impl ReconcileError {
 }
 
 /// One image's outcome in a pass: its canonical name when the registry
-/// was asked, and each of its policies' decision.
-/// An image's name when the registry was asked, and each policy's
-/// decision with the count of tags it skipped as not numbers (numerical
-/// policies only).
+/// was asked, and each of its policies' decision, with the count of tags
+/// it skipped as not numbers (numerical policies only).
 type ImageDecisions = (
     Option<String>,
     Vec<(PolicyId, Option<usize>, Result<Selection, Failure>)>,
