@@ -34,7 +34,7 @@
 //! conflict resolved to a new value is.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::rc::Rc;
@@ -106,6 +106,9 @@ pub struct Trail {
     pub commits: usize,
     /// Commits diffed for manual changes (no trailers, in the time window).
     pub diffed: usize,
+    /// Commits the walk reached whose parents a shallow clone lacks (read,
+    /// as `git log` does, as if they had none); 0 in a full clone.
+    pub shallow: usize,
 }
 
 /// Opens a repository (a worktree's folder or a bare clone) for reading
@@ -148,7 +151,8 @@ pub fn read(
         what: "the object database".into(),
         message,
     })?;
-    let mut walk = Walk::new(objects.clone(), tip).map_err(walk_error)?;
+    let shallow = shallow_commits(repo).map_err(walk_error)?;
+    let mut walk = Walk::new(objects.clone(), shallow, tip).map_err(walk_error)?;
     let first = walk.batch(BATCH).map_err(walk_error)?;
     let workers = options
         .workers
@@ -165,6 +169,7 @@ pub fn read(
             commits.extend(walk.batch(BATCH).map_err(walk_error)?);
         }
         trail.commits = commits.len();
+        trail.shallow = walk.grafted;
         Reader::new(repo, objects.clone(), options).read(&commits, verifier, &mut trail)?;
         return Ok(trail);
     }
@@ -223,6 +228,7 @@ pub fn read(
         (parts, walked)
     });
     trail.commits = walked?;
+    trail.shallow = walk.grafted;
     let mut all = Vec::new();
     for part in parts {
         all.extend(part?);
@@ -265,6 +271,10 @@ struct CommitInfo {
 /// commits its object cache had evicted.
 struct Walk {
     objects: Objects,
+    /// A shallow clone's boundary: commits read as having no parents.
+    shallow: HashSet<Oid>,
+    /// Boundary commits reached.
+    grafted: usize,
     queue: BinaryHeap<(i64, Reverse<u64>, Oid)>,
     pending: HashMap<Oid, CommitInfo>,
     /// The root tree of every commit read so far.
@@ -273,9 +283,11 @@ struct Walk {
 }
 
 impl Walk {
-    fn new(objects: Objects, tip: Oid) -> Result<Walk, String> {
+    fn new(objects: Objects, shallow: HashSet<Oid>, tip: Oid) -> Result<Walk, String> {
         let mut walk = Walk {
             objects,
+            shallow,
+            grafted: 0,
             queue: BinaryHeap::new(),
             pending: HashMap::new(),
             trees: HashMap::new(),
@@ -297,7 +309,13 @@ impl Walk {
         if kind != ObjectType::Commit {
             return Err(format!("{id} is a {kind}, not a commit"));
         }
-        parse_commit(id, &data).ok_or_else(|| format!("commit {id} does not parse"))
+        let mut commit =
+            parse_commit(id, &data).ok_or_else(|| format!("commit {id} does not parse"))?;
+        if self.shallow.contains(&id) {
+            commit.parents.clear();
+            self.grafted += 1;
+        }
+        Ok(commit)
     }
 
     /// The next (up to) `size` commits.
@@ -325,6 +343,21 @@ impl Walk {
         }
         Ok(commits)
     }
+}
+
+/// The commits a shallow clone cut its history at (`shallow` in the
+/// repository's folder, one id per line): git reads them as root commits.
+fn shallow_commits(repo: &Repository) -> Result<HashSet<Oid>, String> {
+    let path = repo.commondir().join("shallow");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| Oid::from_str(line.trim()).map_err(|e| format!("{}: {e}", path.display())))
+        .collect()
 }
 
 /// The headers crowsnest needs from a raw commit object, and its trailers.

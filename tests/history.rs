@@ -793,6 +793,68 @@ fn parallel_workers_list_exactly_what_one_reader_lists() {
     }
 }
 
+/// A shallow clone is read as git reads it: the boundary commits as if
+/// they had no parents, everything after them as in the full history.
+#[test]
+fn a_shallow_clone_lists_what_it_holds_and_says_it_is_shallow() {
+    let work = Work::new();
+    work.seed();
+    for n in 1..=12u32 {
+        let tag = format!("6.{n}.0");
+        if n % 3 == 0 {
+            work.write(DEPLOYMENT, &deployment(&tag, n));
+            work.commit(Who::Person, "By hand", Sign::No);
+        } else {
+            work.write(DEPLOYMENT, &deployment(&tag, 1));
+            let old = format!("6.{}.0", n - 1);
+            work.commit(
+                Who::Bot,
+                &trailer("podinfo", "ghcr.io/s/podinfo", &old, &tag),
+                Sign::No,
+            );
+        }
+        work.write(VALUES, &values(&format!("7.{n}.0")));
+        work.commit(Who::Person, "Bump redis by hand", Sign::No);
+    }
+    let path = work.path.to_str().unwrap();
+    let full = crowsnest(&["--repo", path, "--json"]);
+    assert!(full.status.success(), "{}", stderr(&full));
+    assert!(!stderr(&full).contains("shallow"), "{}", stderr(&full));
+
+    let shallow = tempfile::tempdir().expect("a temporary folder");
+    run(git()
+        .args(["clone", "-q", "--depth", "5"])
+        .arg(format!("file://{path}"))
+        .arg(shallow.path()));
+    let kept: Vec<String> = run(git()
+        .arg("-C")
+        .arg(shallow.path())
+        .args(["rev-list", "HEAD"]))
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(kept.len(), 5);
+    let output = crowsnest(&["--repo", shallow.path().to_str().unwrap(), "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("shallow clone"),
+        "{}",
+        stderr(&output)
+    );
+    // The boundary commit (a hand edit of the values file) has no parent
+    // to diff against; the four after it are listed as in the full clone.
+    let expected: Vec<Value> = entries(&full)
+        .into_iter()
+        .filter(|e| {
+            kept[..4]
+                .iter()
+                .any(|id| id == e["commit"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(expected.len(), 4, "{expected:#?}");
+    assert_eq!(entries(&output), expected);
+}
+
 /// A fast-import stream of `commits` commits after a seed: every third a
 /// bot update with a trailer, the others hand edits of the marker's tag
 /// or of the targeted values file (each a manual change). Returns the

@@ -158,6 +158,12 @@ pub async fn run(args: HistoryArgs) -> Exit {
         trail.entries.len() - updates,
         trail.commits
     );
+    if trail.shallow > 0 {
+        summary.push_str(&format!(
+            "; a shallow clone: the history stops at {} commit(s) whose parents were not fetched (`git fetch --unshallow` fetches the rest)",
+            trail.shallow
+        ));
+    }
     if verified {
         summary.push_str(&format!(
             "; {untrusted} listed commit(s) without a Good signature"
