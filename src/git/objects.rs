@@ -17,8 +17,9 @@
 //!   new). Walking history one way or the other, the object asked for
 //!   next is then usually an *intermediate* step of the chain resolved
 //!   just before. `gix-odb`'s own cache keeps only each chain's final
-//!   object, so one direction re-inflated whole chains (3.6 s instead of
-//!   2.1 s on the bench's 100,000 commits). Here every step of a resolved
+//!   object, so one direction re-inflated whole chains (on one thread,
+//!   3.7 s instead of 2.1 s for the bench's 100,000 commits; see
+//!   BENCHMARKS.md). Here every step of a resolved
 //!   chain is kept, by pack offset, as libgit2 does; either direction then
 //!   costs one delta per object.
 //!
