@@ -751,8 +751,10 @@ fn filters_select_by_policy_image_and_time() {
     );
 }
 
-#[test]
-fn parallel_workers_list_exactly_what_one_reader_lists() {
+/// A seeded clone plus twelve rounds of two commits: a podinfo tag change
+/// (every third by hand, the others by the bot with a trailer), then a
+/// hand edit of the redis values file.
+fn twelve_rounds() -> Work {
     let work = Work::new();
     work.seed();
     for n in 1..=12u32 {
@@ -772,17 +774,30 @@ fn parallel_workers_list_exactly_what_one_reader_lists() {
         work.write(VALUES, &values(&format!("7.{n}.0")));
         work.commit(Who::Person, "Bump redis by hand", Sign::No);
     }
+    work
+}
+
+/// The library's trail from `tip`, read by `workers` threads.
+fn read_with_workers(
+    repo: &git2::Repository,
+    tip: git2::Oid,
+    workers: usize,
+) -> crowsnest::history::Trail {
+    let options = crowsnest::history::Options {
+        policies_dir: "policies".into(),
+        scan_dir: String::new(),
+        filter: Default::default(),
+        workers: Some(workers),
+    };
+    crowsnest::history::read(repo, tip, &options, None).expect("read")
+}
+
+#[test]
+fn parallel_workers_list_exactly_what_one_reader_lists() {
+    let work = twelve_rounds();
     let repo = crowsnest::history::open(&work.path).expect("open");
     let tip = crowsnest::history::resolve(&repo, "HEAD").expect("HEAD");
-    let read = |workers: usize| {
-        let options = crowsnest::history::Options {
-            policies_dir: "policies".into(),
-            scan_dir: String::new(),
-            filter: Default::default(),
-            workers: Some(workers),
-        };
-        crowsnest::history::read(&repo, tip, &options, None).expect("read")
-    };
+    let read = |workers: usize| read_with_workers(&repo, tip, workers);
     let one = read(1);
     assert_eq!(one.commits, 25);
     assert_eq!(one.entries.len(), 24, "{:#?}", one.entries);
@@ -797,25 +812,7 @@ fn parallel_workers_list_exactly_what_one_reader_lists() {
 /// they had no parents, everything after them as in the full history.
 #[test]
 fn a_shallow_clone_lists_what_it_holds_and_says_it_is_shallow() {
-    let work = Work::new();
-    work.seed();
-    for n in 1..=12u32 {
-        let tag = format!("6.{n}.0");
-        if n % 3 == 0 {
-            work.write(DEPLOYMENT, &deployment(&tag, n));
-            work.commit(Who::Person, "By hand", Sign::No);
-        } else {
-            work.write(DEPLOYMENT, &deployment(&tag, 1));
-            let old = format!("6.{}.0", n - 1);
-            work.commit(
-                Who::Bot,
-                &trailer("podinfo", "ghcr.io/s/podinfo", &old, &tag),
-                Sign::No,
-            );
-        }
-        work.write(VALUES, &values(&format!("7.{n}.0")));
-        work.commit(Who::Person, "Bump redis by hand", Sign::No);
-    }
+    let work = twelve_rounds();
     let path = work.path.to_str().unwrap();
     let full = crowsnest(&["--repo", path, "--json"]);
     assert!(full.status.success(), "{}", stderr(&full));
@@ -933,15 +930,7 @@ fn parallel_workers_over_many_batches_list_what_one_reader_lists() {
     assert!(import.wait().expect("git fast-import ends").success());
     let repo = crowsnest::history::open(dir.path()).expect("open");
     let tip = crowsnest::history::resolve(&repo, "main").expect("main");
-    let read = |workers: usize| {
-        let options = crowsnest::history::Options {
-            policies_dir: "policies".into(),
-            scan_dir: String::new(),
-            filter: Default::default(),
-            workers: Some(workers),
-        };
-        crowsnest::history::read(&repo, tip, &options, None).expect("read")
-    };
+    let read = |workers: usize| read_with_workers(&repo, tip, workers);
     let one = read(1);
     assert_eq!(one.commits, 7_001);
     let count = |kind: &str| {

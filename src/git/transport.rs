@@ -70,23 +70,30 @@ impl Transport {
                 source,
             })
         };
-        if let Some(key) = &auth.ssh_key_file {
-            // Fail at startup, not at the first fetch, when it is unreadable.
-            std::fs::metadata(key).map_err(|source| GitError::ReadSecret {
-                what: "the SSH key (git.auth.sshKeyFile)",
-                path: key.clone(),
-                source,
-            })?;
-        }
+        // Fail at startup, not at the first fetch, when the key is
+        // unreadable (or, below, its passphrase wrong).
+        let ssh_key = auth
+            .ssh_key_file
+            .as_ref()
+            .map(|key| {
+                std::fs::read(key).map_err(|source| GitError::ReadSecret {
+                    what: "the SSH key (git.auth.sshKeyFile)",
+                    path: key.clone(),
+                    source,
+                })
+            })
+            .transpose()?;
         let ssh_passphrase = auth
             .ssh_passphrase_file
             .as_ref()
             .map(|p| read("the SSH key passphrase (git.auth.sshPassphraseFile)", p))
             .transpose()?;
-        if let Some(key) = &auth.ssh_key_file {
-            check_ssh_key(key, ssh_passphrase.as_ref()).map_err(|message| GitError::Auth {
-                remote: display.clone(),
-                message,
+        if let (Some(path), Some(key)) = (&auth.ssh_key_file, &ssh_key) {
+            check_ssh_key(path, key, ssh_passphrase.as_ref()).map_err(|message| {
+                GitError::Auth {
+                    remote: display.clone(),
+                    message,
+                }
             })?;
         }
         let password = auth
@@ -338,9 +345,12 @@ pub(crate) fn kind_of(url: &str) -> Result<Kind, String> {
 /// checked at startup: libssh2 reports a wrong passphrase only as
 /// "Unsupported private key format", at the first fetch. Keys in other
 /// formats (PEM) are left to libssh2.
-fn check_ssh_key(path: &std::path::Path, passphrase: Option<&Secret>) -> Result<(), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let Ok(key) = ssh_key::PrivateKey::from_openssh(&bytes) else {
+fn check_ssh_key(
+    path: &std::path::Path,
+    bytes: &[u8],
+    passphrase: Option<&Secret>,
+) -> Result<(), String> {
+    let Ok(key) = ssh_key::PrivateKey::from_openssh(bytes) else {
         return Ok(());
     };
     if !key.is_encrypted() {
