@@ -16,8 +16,6 @@ pub mod config;
 pub mod git;
 pub mod gotemplate;
 #[cfg(feature = "runtime")]
-pub mod history;
-#[cfg(feature = "runtime")]
 pub mod http;
 pub mod inventory;
 pub mod manifests;

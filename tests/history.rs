@@ -782,21 +782,21 @@ fn read_with_workers(
     repo: &git2::Repository,
     tip: git2::Oid,
     workers: usize,
-) -> crowsnest::history::Trail {
-    let options = crowsnest::history::Options {
+) -> crowsnest::audit::history::Trail {
+    let options = crowsnest::audit::history::Options {
         policies_dir: "policies".into(),
         scan_dir: String::new(),
         filter: Default::default(),
         workers: Some(workers),
     };
-    crowsnest::history::read(repo, tip, &options, None).expect("read")
+    crowsnest::audit::history::read(repo, tip, &options, None).expect("read")
 }
 
 #[test]
 fn parallel_workers_list_exactly_what_one_reader_lists() {
     let work = twelve_rounds();
-    let repo = crowsnest::history::open(&work.path).expect("open");
-    let tip = crowsnest::history::resolve(&repo, "HEAD").expect("HEAD");
+    let repo = crowsnest::audit::history::open(&work.path).expect("open");
+    let tip = crowsnest::audit::history::resolve(&repo, "HEAD").expect("HEAD");
     let read = |workers: usize| read_with_workers(&repo, tip, workers);
     let one = read(1);
     assert_eq!(one.commits, 25);
@@ -928,8 +928,8 @@ fn parallel_workers_over_many_batches_list_what_one_reader_lists() {
     std::io::Write::write_all(&mut import.stdin.take().expect("stdin"), stream.as_bytes())
         .expect("git fast-import reads the stream");
     assert!(import.wait().expect("git fast-import ends").success());
-    let repo = crowsnest::history::open(dir.path()).expect("open");
-    let tip = crowsnest::history::resolve(&repo, "main").expect("main");
+    let repo = crowsnest::audit::history::open(dir.path()).expect("open");
+    let tip = crowsnest::audit::history::resolve(&repo, "main").expect("main");
     let read = |workers: usize| read_with_workers(&repo, tip, workers);
     let one = read(1);
     assert_eq!(one.commits, 7_001);

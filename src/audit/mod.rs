@@ -8,9 +8,12 @@
 //! Reading the trail back (`crowsnest history`) is pure here: [`record`]
 //! holds what is listed and how it is rendered, [`fields`] finds manual
 //! changes of managed fields between two versions of a file, [`time`]
-//! reads and writes times. Walking the commit graph is `crate::history`'s.
+//! reads and writes times. [`history`] is the read side that walks the
+//! commit graph (it needs Git, so it exists only with the `runtime` feature).
 
 pub mod fields;
+#[cfg(feature = "runtime")]
+pub mod history;
 pub mod record;
 pub mod time;
 

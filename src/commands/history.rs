@@ -13,7 +13,7 @@ use crate::cli::{Exit, HistoryArgs};
 use crate::commands::report;
 use crate::config::Config;
 use crate::git::verify::Verifier;
-use crate::history::{self, Options};
+use crate::audit::history::{self, Options};
 
 /// Where to read and how: everything decided before any Git work.
 struct Plan {

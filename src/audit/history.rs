@@ -42,9 +42,9 @@ use std::sync::Arc;
 
 use git2::{ObjectType, Oid, Repository};
 
-use crate::audit::fields::{self, FieldKey, ManagedField};
-use crate::audit::record::{Entry, Filter, Kind, Person, SignatureReport, image_of};
-use crate::audit::{self};
+use super::fields::{self, FieldKey, ManagedField};
+use super::record::{Entry, Filter, Kind, Person, SignatureReport, image_of};
+use crate::audit;
 use crate::git::objects::Objects;
 use crate::git::verify::Verifier;
 use crate::inventory::MAX_MANIFEST_BYTES;
