@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::inventory::{Finding, FindingKind};
 use crate::model::PolicyId;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,6 +61,7 @@ pub struct Metrics {
     pub tags: Family<ImageLabels, Gauge>,
     pub selected: Family<SelectedLabels, Gauge>,
     pub not_numeric: Family<PolicyLabels, Gauge>,
+    pub findings: Family<KindLabels, Gauge>,
     pub passes: Family<ResultLabels, Counter>,
     pub pass_duration: Histogram,
     pub commits: Counter,
@@ -85,6 +87,7 @@ impl Metrics {
             tags: Family::default(),
             selected: Family::default(),
             not_numeric: Family::default(),
+            findings: Family::default(),
             passes: Family::default(),
             pass_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             commits: Counter::default(),
@@ -135,6 +138,11 @@ impl Metrics {
             "crowsnest_policy_tags_not_numeric",
             "Tags a numerical policy skipped at its last decision because they are not numbers",
             m.not_numeric.clone(),
+        );
+        registry.register(
+            "crowsnest_findings",
+            "Problems in the repository at the last pass, by kind; each holds back only what it touches",
+            m.findings.clone(),
         );
         registry.register(
             "crowsnest_passes",
@@ -218,6 +226,19 @@ impl Metrics {
             .inc();
     }
 
+    /// Sets `crowsnest_findings` to the last pass's counts: every kind has
+    /// a series, so a fixed problem goes back to 0 instead of going stale.
+    pub fn findings_of(&self, findings: &[Finding]) {
+        for kind in FindingKind::ALL {
+            let count = findings.iter().filter(|f| f.kind == kind).count();
+            self.findings
+                .get_or_create(&KindLabels {
+                    kind: kind.label().to_owned(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Moves a policy's `crowsnest_policy_selected` series to `tag`.
     pub fn select(&self, policy: &PolicyId, image: &str, old: Option<&str>, tag: &str) {
         if let Some(old) = old.filter(|o| *o != tag) {
@@ -299,6 +320,7 @@ mod tests {
         metrics.select(&id, "r/app", Some("1.0.0"), "1.1.0");
         metrics.webhook("distribution", "accepted");
         metrics.not_numeric(&id, "r/app", 3);
+        metrics.findings_of(&[]);
         metrics.not_numeric(&PolicyId::new("default", "gone"), "r/gone", 1);
         metrics.forget_not_numeric(&PolicyId::new("default", "gone"), "r/gone");
         let text = metrics.encode();
@@ -309,6 +331,7 @@ mod tests {
             "crowsnest_webhooks_total{source=\"distribution\",result=\"accepted\"} 1",
             "crowsnest_policy_tags_not_numeric{policy=\"default:app\",image=\"r/app\"} 3",
             "crowsnest_ready 0",
+            "crowsnest_findings{kind=\"unknown_policy\"} 0",
             "# TYPE crowsnest_pass_duration_seconds histogram",
         ] {
             assert!(text.contains(expected), "{expected} in\n{text}");

@@ -3,11 +3,15 @@
 //! commit and push it. This is the one module that joins `policy`,
 //! `registry`, `manifests` and `git`.
 //!
-//! A repository whose policies or markers are broken (a policy file that
-//! does not parse, a marker naming an unknown policy, a target that resolves
-//! to nothing) is not updated at all: the pass reports every finding and
-//! pushes nothing, as `crowsnest check` would. A registry failure only holds
-//! back the policies on that image; the others still update.
+//! Faults are isolated: a problem in the repository (a policy document that
+//! does not validate, a marker naming an unknown or disabled policy, a file
+//! that is not YAML, a target that resolves to nothing) holds back only what
+//! it touches — the inventory leaves those policies, files and setters out
+//! and reports each as a [`Finding`] — and every other policy updates in
+//! the same pass and commit. The one exception is a Flux automation that
+//! cannot be read or chosen: it may name the branches and author of every
+//! commit, so nothing is written while it is broken. A registry failure
+//! only holds back the policies on that image.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -92,6 +96,9 @@ pub struct PassOptions {
     pub dry_run: bool,
     /// Only the policies of this shard are decided and written.
     pub shard: Option<Shard>,
+    /// Log each finding (once per pass): the daemon's report. `once`
+    /// prints them itself instead.
+    pub log_findings: bool,
 }
 
 /// A policy the pass watched (used by a setter, and in the shard).
@@ -117,7 +124,8 @@ enum Tags<'a> {
 /// What a pass found and did.
 #[derive(Debug, Default)]
 pub struct PassReport {
-    /// Problems in the repository's policies or manifests; when any, nothing was changed.
+    /// Problems in the repository's policies or manifests, each holding
+    /// back what it touches (see [`Finding`]); the rest was updated.
     pub findings: Vec<Finding>,
     /// Policies that could not be decided (registry errors, unwritable setters).
     pub failures: Vec<Failure>,
@@ -217,6 +225,8 @@ impl Reconciler {
     ) -> Result<PassReport, ReconcileError> {
         let mut backoff = Duration::from_millis(200);
         let mut conflicts = 0;
+        // Each finding is logged once per pass, not again on a re-plan.
+        let mut logged = HashSet::new();
         for attempt in 1..=MAX_PUSH_ATTEMPTS {
             let (base, inventory, findings) = self.snapshot().await?;
             let mut report = PassReport {
@@ -224,10 +234,13 @@ impl Reconciler {
                 conflicts,
                 ..PassReport::default()
             };
-            if !report.findings.is_empty() {
-                for finding in &report.findings {
-                    warn!(%finding, "repository problem; nothing will be changed");
+            for finding in report.findings.iter().filter(|_| options.log_findings) {
+                if logged.insert(finding.clone()) {
+                    warn!(file = %finding.at.file, kind = finding.kind.label(), policy = finding.policy.as_ref().map(|p| p.to_string()).unwrap_or_default(), "{finding}");
                 }
+            }
+            if report.findings.iter().any(Finding::holds_everything) {
+                warn!("nothing is written while the automation above is broken");
                 return Ok(report);
             }
             self.warn_once(&inventory.warnings);

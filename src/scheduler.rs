@@ -141,6 +141,8 @@ struct PolicyState {
     latest: Option<Selection>,
     last_commit: Option<String>,
     last_error: Option<String>,
+    /// What holds it back, from the last pass's findings.
+    findings: Vec<String>,
     /// Whether it has a `crowsnest_policy_tags_not_numeric` series (a
     /// numerical policy decided at least once), under `image`.
     not_numeric: bool,
@@ -406,6 +408,7 @@ impl Scheduler {
         let options = PassOptions {
             dry_run: false,
             shard: self.options.shard,
+            log_findings: true,
         };
         let started = Instant::now();
         let pass = reconciler.pass_cached(options, &self.cache);
@@ -457,18 +460,22 @@ impl Scheduler {
             self.metrics.error(failure.kind);
         }
         self.metrics.conflicts.inc_by(u64::from(report.conflicts));
+        self.metrics.findings_of(&report.findings);
         let findings: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
         if !findings.is_empty() {
             self.metrics.error("repository");
+        }
+        if report.findings.iter().any(|f| f.holds_everything()) {
             let summary = format!(
-                "{} problem(s) in the repository's policies or manifests; nothing is changed until they are fixed",
+                "{} problem(s) in the repository's policies or manifests; nothing is changed while the automation is broken",
                 findings.len()
             );
             self.write_status(|s| {
                 s.findings = findings;
                 s.last_error = Some(summary);
             });
-            // The watch list stays what the last good pass said.
+            // The pass stopped before deciding anything: the watch list
+            // stays what the last pass said.
             return;
         }
         let wall = SystemTime::now();
@@ -487,7 +494,7 @@ impl Scheduler {
             });
         }
         self.write_status(|s| {
-            s.findings.clear();
+            s.findings = findings;
             s.last_error = None;
         });
         self.watch(&report, wall);
@@ -580,9 +587,16 @@ impl Scheduler {
         } else {
             BTreeSet::new()
         };
+        let mut held: BTreeMap<&PolicyId, Vec<String>> = BTreeMap::new();
+        for finding in &report.findings {
+            if let Some(policy) = &finding.policy {
+                held.entry(policy).or_default().push(finding.to_string());
+            }
+        }
         let mut policies = BTreeMap::new();
         for w in &report.watched {
             let mut state = self.policies.remove(&w.id).unwrap_or_default();
+            state.findings = held.remove(&w.id).unwrap_or_default();
             let selection = report.selections.get(&w.id).cloned();
             let image = w.image.written.clone();
             match (&selection, &state.latest) {
@@ -623,10 +637,21 @@ impl Scheduler {
                 self.metrics.forget_not_numeric(&id, &old.image);
             }
         }
+        // Policies that are disabled, or only named by markers that no
+        // policy declares: listed with what holds them back.
+        for (id, findings) in held {
+            policies.insert(
+                id.clone(),
+                PolicyState {
+                    findings,
+                    ..PolicyState::default()
+                },
+            );
+        }
         self.policies = policies;
         self.metrics
             .policies
-            .set(i64::try_from(self.policies.len()).unwrap_or(i64::MAX));
+            .set(i64::try_from(report.watched.len()).unwrap_or(i64::MAX));
         self.metrics
             .repositories
             .set(i64::try_from(self.repos.len()).unwrap_or(i64::MAX));
@@ -664,6 +689,7 @@ impl Scheduler {
                         .last_error
                         .clone()
                         .or_else(|| repo.and_then(|r| r.last_error.clone())),
+                    findings: p.findings.clone(),
                 }
             })
             .collect();

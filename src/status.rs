@@ -28,8 +28,9 @@ pub struct Status {
     pub last_commit: Option<CommitStatus>,
     /// The last failure of the daemon as a whole (clone, fetch, push).
     pub last_error: Option<String>,
-    /// Problems in the repository's policies or manifests; while any
-    /// exist nothing is changed.
+    /// Problems in the repository's policies or manifests at the last
+    /// pass (`file:line:col: message`); each holds back only what it
+    /// touches.
     pub findings: Vec<String>,
     pub policies: Vec<PolicyStatus>,
 }
@@ -58,6 +59,7 @@ pub struct CommitStatus {
 pub struct PolicyStatus {
     /// `namespace:name`.
     pub id: String,
+    /// Empty for a policy that could not be read (see `findings`).
     pub image: String,
     /// The tags the repository's files hold for it now.
     pub current: Vec<String>,
@@ -70,6 +72,9 @@ pub struct PolicyStatus {
     /// The last commit this daemon pushed for the policy.
     pub last_commit: Option<String>,
     pub last_error: Option<String>,
+    /// Problems holding it back (all of it when the policy is disabled,
+    /// or some of its markers and targets).
+    pub findings: Vec<String>,
 }
 
 /// RFC 3339 in UTC, seconds precision.

@@ -137,6 +137,16 @@ impl Setup {
             policies.push_str(&policy(&host, app));
         }
         files.push(("policies/apps.yaml".to_owned(), policies));
+        // A broken policy and a marker naming it (issue 15): they hold back
+        // only themselves, every kill point of the others still applies.
+        files.push((
+            "policies/broken.yaml".to_owned(),
+            policy(&host, "broken").replace(">=1.0.0 <2.0.0", ">=1.0.0 <"),
+        ));
+        files.push((
+            "apps/broken.yaml".to_owned(),
+            format!("image: {host}/demo/broken:1.0.0 # {{\"$imagepolicy\": \"default:broken\"}}\n"),
+        ));
         let refs: Vec<(&str, &str)> = files
             .iter()
             .map(|(p, c)| (p.as_str(), c.as_str()))
@@ -562,7 +572,9 @@ fn r_crash_1_a_ref_lock_a_killed_push_left_in_a_file_remote_does_not_block_later
         .output()
         .expect("run crowsnest once");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    // Exit 1: the setup's broken policy is held back (and reported).
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("policies/broken.yaml:9:"), "{stderr}");
     assert!(stderr.contains("removing a stale lock"), "{stderr}");
     assert!(!lock.exists());
     assert!(s.pins("alpha", "1.1.0"));

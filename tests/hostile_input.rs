@@ -247,8 +247,8 @@ fn once_on_a_hostile_remote_refuses_and_writes_nothing_outside_the_repository() 
     assert_eq!(fx.remote.changed_files("main"), [DEPLOYMENT_PATH]);
     assert_eq!(std::fs::read_to_string(&sentinel).unwrap(), sentinel_text);
 
-    // A hostile file anywhere stops the whole pass, with its place.
-    fx.registry.push_tags("demo/podinfo", &["6.2.0"]);
+    // A hostile file anywhere is reported with its place and holds back
+    // only itself: the deployment still moves to each new tag.
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "policies/bomb.yaml",
@@ -276,8 +276,10 @@ fn once_on_a_hostile_remote_refuses_and_writes_nothing_outside_the_repository() 
             "policies/escape.yaml:11:14: targets[].file",
         ),
     ];
-    for (path, bytes, expected) in cases {
-        let tip = fx.remote.change("main", "hostile", |dir| {
+    for (minor, (path, bytes, expected)) in (2..).zip(cases) {
+        let tag = format!("6.{minor}.0");
+        fx.registry.push_tags("demo/podinfo", &[tag.as_str()]);
+        fx.remote.change("main", "hostile", |dir| {
             support::git::write(dir, path, &bytes)
         });
         let output = support::fleet::crowsnest(
@@ -291,8 +293,10 @@ fn once_on_a_hostile_remote_refuses_and_writes_nothing_outside_the_repository() 
             stderr.lines().any(|l| l.starts_with(expected)),
             "{expected}: {stderr}"
         );
-        assert!(stderr.contains("nothing was changed"), "{stderr}");
-        assert_eq!(fx.remote.tip("main"), tip, "nothing pushed");
+        assert!(stderr.contains("held back what they touch"), "{stderr}");
+        assert_eq!(fx.deployed(), tag, "the good policy still moves");
+        assert_eq!(fx.remote.changed_files("main"), [DEPLOYMENT_PATH]);
+        assert_eq!(fx.remote.file("main", path).as_deref(), Some(&bytes[..]));
         fx.remote.change("main", "remove it", |dir| {
             std::fs::remove_file(dir.join(path)).unwrap()
         });
@@ -306,7 +310,7 @@ fn once_on_a_hostile_remote_refuses_and_writes_nothing_outside_the_repository() 
         ),
         0,
     );
-    assert_eq!(fx.deployed(), "6.2.0");
+    assert_eq!(fx.deployed(), "6.5.0");
     fx.assert_trail();
 }
 

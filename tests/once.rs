@@ -326,7 +326,7 @@ fn unreachable_registry_fails_clearly_and_pushes_nothing() {
 }
 
 #[test]
-fn marker_naming_an_unknown_policy_is_reported_and_nothing_is_pushed() {
+fn marker_naming_an_unknown_policy_is_reported_and_the_rest_is_pushed() {
     let fx = Fixture::new(Auth::Anonymous);
     let config = fx.config("");
     fx.remote.commit_files(
@@ -345,8 +345,16 @@ fn marker_naming_an_unknown_policy_is_reported_and_nothing_is_pushed() {
         stderr.contains("apps/other.yaml:1:8: marker names policy default:podnifo"),
         "{stderr}"
     );
-    assert!(stderr.contains("nothing was changed"), "{stderr}");
-    assert_eq!(fx.remote.tip("main"), before, "nothing pushed");
+    assert!(stderr.contains("held back what they touch"), "{stderr}");
+    assert_ne!(
+        fx.remote.tip("main"),
+        before,
+        "the good policies are pushed"
+    );
+    assert_eq!(
+        fx.remote.file("main", "apps/other.yaml").unwrap(),
+        b"image: nginx:1.0 # {\"$imagepolicy\": \"default:podnifo\"}\n"
+    );
 }
 
 #[test]

@@ -771,12 +771,9 @@ impl<'r> Reader<'r> {
                 let Ok(text) = std::str::from_utf8(&content) else {
                     continue;
                 };
-                // A policy file that does not parse at this commit declares
-                // nothing; `crowsnest check` is where it gets reported.
-                let Ok(policies) = policy::parse_policy_file(&path, text) else {
-                    continue;
-                };
-                for p in policies {
+                // A broken document declares nothing at this commit (its
+                // good neighbours still do); `crowsnest check` reports it.
+                for p in policy::read_policy_file(&path, text).policies {
                     if set.images.contains_key(&p.id) {
                         continue;
                     }

@@ -7,13 +7,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::audit::history::{self, Options};
 use crate::audit::record::{self, Filter, SignatureStatus};
 use crate::audit::time::parse_time;
 use crate::cli::{Exit, HistoryArgs};
 use crate::commands::report;
 use crate::config::Config;
 use crate::git::verify::Verifier;
-use crate::audit::history::{self, Options};
 
 /// Where to read and how: everything decided before any Git work.
 struct Plan {

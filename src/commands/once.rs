@@ -24,6 +24,8 @@ pub async fn run(args: OnceArgs) -> Exit {
     let options = PassOptions {
         dry_run: args.dry_run,
         shard: None,
+        // Printed below, once each.
+        log_findings: false,
     };
     let pass = match reconciler.pass(options).await {
         Ok(pass) => pass,
@@ -35,9 +37,14 @@ pub async fn run(args: OnceArgs) -> Exit {
     for finding in &pass.findings {
         eprintln!("{finding}");
     }
-    if !pass.findings.is_empty() {
+    if pass.findings.iter().any(|f| f.holds_everything()) {
         eprintln!(
-            "error: {} problem(s) in the repository's policies or manifests; nothing was changed",
+            "error: {} problem(s) in the repository's policies or manifests; nothing was changed while the automation is broken",
+            pass.findings.len()
+        );
+    } else if !pass.findings.is_empty() {
+        eprintln!(
+            "error: {} problem(s) in the repository's policies or manifests held back what they touch; everything else was updated",
             pass.findings.len()
         );
     }

@@ -74,7 +74,7 @@ pub fn render(status: &Status) -> String {
     let failing = status
         .policies
         .iter()
-        .filter(|p| p.last_error.is_some())
+        .filter(|p| p.last_error.is_some() || !p.findings.is_empty())
         .count();
     let last_pass = status.last_pass.as_ref().map_or_else(
         || "none yet".to_owned(),
@@ -95,7 +95,7 @@ pub fn render(status: &Status) -> String {
         html,
         "<div class=\"cards\">\
          <div class=\"card\"><b>State</b><span class=\"badge {ready_class}\">{ready_text}</span></div>\
-         <div class=\"card\"><b>Policies</b>{total} · {up_to_date} up to date · {failing} failing</div>\
+         <div class=\"card\"><b>Policies</b>{total} · {up_to_date} up to date · {failing} failing or held back</div>\
          <div class=\"card\"><b>Last pass</b>{last_pass}</div>\
          <div class=\"card\"><b>Last commit</b>{last_commit}</div>\
          <div class=\"card\"><b>Started</b>{started}</div></div>",
@@ -126,6 +126,8 @@ pub fn render(status: &Status) -> String {
     for p in &status.policies {
         let state = if p.last_error.is_some() {
             "<span class=\"badge bad\">error</span>"
+        } else if !p.findings.is_empty() {
+            "<span class=\"badge bad\">held back</span>"
         } else if p.up_to_date {
             "<span class=\"badge ok\">up to date</span>"
         } else {
@@ -141,7 +143,13 @@ pub fn render(status: &Status) -> String {
             latest = escape(p.latest.as_deref().unwrap_or("—")),
             scan = escape(p.last_scan.as_deref().unwrap_or("—")),
             commit = escape(&p.last_commit.as_deref().map_or("—".to_owned(), short)),
-            error = escape(p.last_error.as_deref().unwrap_or("")),
+            error = p
+                .last_error
+                .iter()
+                .chain(&p.findings)
+                .map(|e| escape(e))
+                .collect::<Vec<_>>()
+                .join("<br>"),
         );
     }
     html.push_str(

@@ -98,6 +98,7 @@ async fn status_json_and_page_show_each_policy_escaped() {
         last_scan: Some("2025-01-01T00:00:00Z".into()),
         last_commit: None,
         last_error: None,
+        findings: vec!["apps/app.yaml:3:9: marker <b>names</b> a disabled policy".into()],
     });
     let (code, json) = call(&h.app, get("/api/status")).await;
     assert_eq!(code, StatusCode::OK);
@@ -109,6 +110,12 @@ async fn status_json_and_page_show_each_policy_escaped() {
     assert_eq!(code, StatusCode::OK);
     assert!(html.contains("default:&lt;app&gt;"), "{html}");
     assert!(!html.contains("<app>"));
+    assert_eq!(
+        value["policies"][0]["findings"][0],
+        "apps/app.yaml:3:9: marker <b>names</b> a disabled policy"
+    );
+    assert!(html.contains("held back"), "{html}");
+    assert!(html.contains("marker &lt;b&gt;names&lt;/b&gt;"), "{html}");
     assert!(
         !html.contains("http://") && !html.contains("https://"),
         "no external assets"

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::manifests::{self, Setter};
 use crate::model::{Located, PolicyId, Position};
-use crate::policy::{self, Automation, FluxObjects, Policy};
+use crate::policy::{self, Automation, Declares, FluxObjects, Policy};
 
 /// The largest manifest crowsnest reads, in bytes; larger files are reported.
 pub const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
@@ -35,23 +35,90 @@ pub struct SourceError {
     pub message: String,
 }
 
-/// A problem in the repository's policies or manifests.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// A problem in the repository's policies or manifests, and what it holds
+/// back: a pass skips exactly that ([`FindingKind`]) and updates the rest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Finding {
     pub at: Located,
     pub message: String,
+    pub kind: FindingKind,
+    /// The policy it disables or holds back, when there is one.
+    pub policy: Option<PolicyId>,
+}
+
+/// What a finding is about, which says what it holds back. The labels
+/// are the values of the `crowsnest_findings{kind}` metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingKind {
+    /// A policy document that does not read or validate, or a policy
+    /// declared twice: that policy is disabled.
+    Policy,
+    /// A Flux `ImageUpdateAutomation` that cannot be read or chosen: it may
+    /// name the branch and author of every commit, so nothing is written.
+    Automation,
+    /// A file that is not valid YAML (or not UTF-8, or too large): it is
+    /// never written and its markers are skipped.
+    Manifest,
+    /// A comment meant as a marker that cannot be read, or a marker or
+    /// setter that cannot set its value: that value is left alone.
+    Marker,
+    /// A marker naming a policy no file declares: skipped.
+    UnknownPolicy,
+    /// A marker naming a disabled policy: skipped.
+    DisabledPolicy,
+    /// A policy target that resolves to nothing: skipped.
+    Target,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 7] = [
+        FindingKind::Policy,
+        FindingKind::Automation,
+        FindingKind::Manifest,
+        FindingKind::Marker,
+        FindingKind::UnknownPolicy,
+        FindingKind::DisabledPolicy,
+        FindingKind::Target,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            FindingKind::Policy => "policy",
+            FindingKind::Automation => "automation",
+            FindingKind::Manifest => "manifest",
+            FindingKind::Marker => "marker",
+            FindingKind::UnknownPolicy => "unknown_policy",
+            FindingKind::DisabledPolicy => "disabled_policy",
+            FindingKind::Target => "target",
+        }
+    }
 }
 
 impl Finding {
-    fn new(at: Located, message: impl Into<String>) -> Self {
+    fn new(kind: FindingKind, at: Located, message: impl Into<String>) -> Self {
         Self {
             at,
             message: message.into(),
+            kind,
+            policy: None,
         }
     }
 
-    fn file(file: &str, message: impl Into<String>) -> Self {
-        Self::new(Located::new(file, Position::new(1, 1)), message)
+    fn file(kind: FindingKind, file: &str, message: impl Into<String>) -> Self {
+        Self::new(kind, Located::new(file, Position::new(1, 1)), message)
+    }
+
+    /// The same finding, about `policy`.
+    fn about(mut self, policy: &PolicyId) -> Self {
+        self.policy = Some(policy.clone());
+        self
+    }
+
+    /// Whether it holds back every change of the repository (an
+    /// automation that may name other branches), not only its own part.
+    pub fn holds_everything(&self) -> bool {
+        self.kind == FindingKind::Automation
     }
 }
 
@@ -82,8 +149,14 @@ pub struct Inventory {
     /// The folder markers were read from (`scan_dir`, or the automation's
     /// `update.path` when [`Options::automation_path`] allows it).
     pub scan_dir: String,
+    /// Policies a finding disabled, and where that finding is; their
+    /// markers are skipped (reported as such) and their targets not read.
+    pub disabled: BTreeMap<PolicyId, Located>,
     /// Flux policies with `suspend: true`; their markers are left alone.
     suspended: BTreeSet<PolicyId>,
+    /// Policy files with documents that could not be read far enough to
+    /// name what they declare: a marker naming an unknown policy may mean one of these.
+    unreadable: BTreeSet<String>,
 }
 
 /// Where an [`Inventory`] reads from.
@@ -142,6 +215,7 @@ impl Inventory {
         inventory.check_digest_setters(&mut findings);
         if let Some(automation) = inventory.automation.as_ref().filter(|a| a.suspended) {
             inventory.warnings.push(Finding::new(
+                FindingKind::Automation,
                 automation.declared_at.clone(),
                 format!(
                     "ImageUpdateAutomation {}/{} is suspended (spec.suspend: true): crowsnest changes nothing until it is resumed",
@@ -185,19 +259,16 @@ impl Inventory {
             if !is_yaml(path) {
                 continue;
             }
-            let Some(text) = read_text(source, path, findings)? else {
+            let Some(text) = read_text(source, path, findings, FindingKind::Policy)? else {
+                self.unreadable.insert(path.clone());
                 continue;
             };
-            if let Err(e) = flux.read(path, &text) {
-                findings.push(finding_from_error(path, &e.to_string()));
-            }
-            match policy::parse_policy_file(path, &text) {
-                Ok(policies) => {
-                    for policy in policies {
-                        self.declare(policy, &mut declared, findings);
-                    }
-                }
-                Err(e) => findings.push(finding_from_error(path, &e.to_string())),
+            let broken = flux.read(path, &text);
+            self.disable(path, broken, findings);
+            let read = policy::read_policy_file(path, &text);
+            self.disable(path, read.broken, findings);
+            for policy in read.policies {
+                self.declare(policy, &mut declared, findings);
             }
         }
         if options.flux_in_scan_dir {
@@ -211,23 +282,24 @@ impl Inventory {
                 if memchr::memmem::find(&bytes, policy::flux::GROUP.as_bytes()).is_none() {
                     continue;
                 }
-                let Some(text) = text_of(&path, bytes, findings) else {
+                let Some(text) = text_of(&path, bytes, findings, FindingKind::Policy) else {
                     continue;
                 };
-                if let Err(e) = flux.read(&path, &text) {
-                    findings.push(finding_from_error(&path, &e.to_string()));
-                }
+                let broken = flux.read(&path, &text);
+                self.disable(&path, broken, findings);
             }
         }
         let resolved = flux.resolve();
-        for e in resolved.errors {
-            findings.push(finding_from_error(&e.at().file.clone(), &e.to_string()));
+        for broken in resolved.errors {
+            let file = broken.error.at().file.clone();
+            self.disable(&file, vec![broken], findings);
         }
         for policy in resolved.policies {
             self.declare(policy, &mut declared, findings);
         }
         for policy in resolved.suspended {
             self.warnings.push(Finding::new(
+                FindingKind::Policy,
                 policy.declared_at.clone(),
                 format!(
                     "ImagePolicy {} is suspended (its own or its ImageRepository's spec.suspend: true): crowsnest leaves its markers as they are",
@@ -243,17 +315,48 @@ impl Inventory {
                     || Located::new(options.policies_dir, Position::new(1, 1)),
                     |a| a.declared_at.clone(),
                 );
-                findings.push(Finding::new(at, message));
+                findings.push(Finding::new(FindingKind::Automation, at, message));
             }
         }
         self.warnings.extend(
             flux.warnings
                 .into_iter()
-                .map(|w| Finding::new(w.at, w.message)),
+                .map(|w| Finding::new(FindingKind::Policy, w.at, w.message)),
         );
+        // A policy that is both declared and broken somewhere is as
+        // ambiguous as one declared twice.
+        for id in self.disabled.keys() {
+            self.policies.remove(id);
+        }
         Ok(())
     }
 
+    /// Reports broken policy documents and disables what they declare.
+    fn disable(&mut self, file: &str, broken: Vec<policy::Broken>, findings: &mut Vec<Finding>) {
+        for policy::Broken { declares, error } in broken {
+            let mut finding = finding_from_error(file, &error.to_string(), FindingKind::Policy);
+            match declares {
+                Declares::Policy(id) => {
+                    finding.message = format!(
+                        "{} (policy {id} is disabled until this is fixed)",
+                        finding.message
+                    );
+                    self.disabled
+                        .entry(id.clone())
+                        .or_insert_with(|| finding.at.clone());
+                    finding = finding.about(&id);
+                }
+                Declares::Automation => finding.kind = FindingKind::Automation,
+                Declares::Unknown => {
+                    self.unreadable.insert(file.to_owned());
+                }
+            }
+            findings.push(finding);
+        }
+    }
+
+    /// Adds a policy; a second declaration of the same id disables both,
+    /// since either could be the one meant.
     fn declare(
         &mut self,
         policy: Policy,
@@ -261,10 +364,20 @@ impl Inventory {
         findings: &mut Vec<Finding>,
     ) {
         if let Some(first) = declared.get(&policy.id) {
-            findings.push(Finding::new(
-                policy.declared_at.clone(),
-                format!("policy {} is already declared at {first}", policy.id),
-            ));
+            findings.push(
+                Finding::new(
+                    FindingKind::Policy,
+                    policy.declared_at.clone(),
+                    format!(
+                        "policy {} is already declared at {first}; both are disabled until one is removed or renamed",
+                        policy.id
+                    ),
+                )
+                .about(&policy.id),
+            );
+            self.disabled
+                .entry(policy.id.clone())
+                .or_insert_with(|| policy.declared_at.clone());
             return;
         }
         declared.insert(policy.id.clone(), policy.declared_at.clone());
@@ -291,41 +404,89 @@ impl Inventory {
             if !manifests::may_contain_markers(&bytes) {
                 continue;
             }
-            if let Some(text) = text_of(&path, bytes, findings) {
+            if let Some(text) = text_of(&path, bytes, findings, FindingKind::Manifest) {
                 candidates.push((path, text));
             }
         }
-        let parsed = find_markers_in_parallel(&candidates);
+        let parsed = scan_markers_in_parallel(&candidates);
         for ((path, text), found) in candidates.into_iter().zip(parsed) {
-            match found {
-                Ok(setters) if setters.is_empty() => {}
-                Ok(setters) => {
-                    let mut known = Vec::with_capacity(setters.len());
-                    for setter in setters {
-                        if self.policies.contains_key(&setter.policy) {
-                            known.push(setter);
-                        } else if self.suspended.contains(&setter.policy) {
-                            continue;
-                        } else {
-                            findings.push(Finding::new(
-                                Located::new(&path, setter.at),
-                                format!(
-                                    "marker names policy {}, which no policy file declares",
-                                    setter.policy
-                                ),
-                            ));
-                        }
-                    }
-                    self.files.insert(
-                        path,
-                        ManifestFile {
-                            text,
-                            setters: known,
-                        },
+            let scan = match found {
+                Ok(scan) => scan,
+                Err(e) => {
+                    // Not YAML: never written, its markers skipped.
+                    findings.push(Finding::new(
+                        FindingKind::Manifest,
+                        e.at().clone(),
+                        format!(
+                            "not valid YAML: {}; crowsnest does not write this file",
+                            e.message()
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            for problem in scan.problems {
+                findings.push(Finding::new(
+                    FindingKind::Marker,
+                    problem.at().clone(),
+                    format!("{}; the value is left as it is", problem.message()),
+                ));
+            }
+            if scan.setters.is_empty() {
+                continue;
+            }
+            let mut known = Vec::with_capacity(scan.setters.len());
+            for setter in scan.setters {
+                let at = Located::new(&path, setter.at);
+                if self.policies.contains_key(&setter.policy) {
+                    known.push(setter);
+                } else if self.suspended.contains(&setter.policy) {
+                    continue;
+                } else if let Some(problem) = self.disabled.get(&setter.policy) {
+                    findings.push(
+                        Finding::new(
+                            FindingKind::DisabledPolicy,
+                            at,
+                            format!(
+                                "marker names policy {}, which is disabled by the problem at {problem}; the value is left as it is",
+                                setter.policy
+                            ),
+                        )
+                        .about(&setter.policy),
+                    );
+                } else {
+                    let hint = if self.unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (it may be in {}, which cannot be read)",
+                            self.unreadable
+                                .iter()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
+                    findings.push(
+                        Finding::new(
+                            FindingKind::UnknownPolicy,
+                            at,
+                            format!(
+                                "marker names policy {}, which no policy file declares{hint}; the value is left as it is",
+                                setter.policy
+                            ),
+                        )
+                        .about(&setter.policy),
                     );
                 }
-                Err(e) => findings.push(Finding::new(e.at().clone(), e.message())),
             }
+            self.files.insert(
+                path,
+                ManifestFile {
+                    text,
+                    setters: known,
+                },
+            );
         }
         Ok(())
     }
@@ -343,23 +504,32 @@ impl Inventory {
         for (policy, target) in targets {
             if !self.files.contains_key(&target.file) {
                 if !is_inside(&target.file) {
-                    findings.push(Finding::new(
-                        target.declared_at.clone(),
-                        format!("target file {:?} is outside the repository", target.file),
-                    ));
+                    findings.push(
+                        Finding::new(
+                            FindingKind::Target,
+                            target.declared_at.clone(),
+                            format!("target file {:?} is outside the repository", target.file),
+                        )
+                        .about(&policy),
+                    );
                     continue;
                 }
                 let Some(bytes) = source.read(&target.file)? else {
-                    findings.push(Finding::new(
-                        target.declared_at.clone(),
-                        format!(
-                            "target file {} does not exist or is not a regular file",
-                            target.file
-                        ),
-                    ));
+                    findings.push(
+                        Finding::new(
+                            FindingKind::Target,
+                            target.declared_at.clone(),
+                            format!(
+                                "target file {} does not exist or is not a regular file",
+                                target.file
+                            ),
+                        )
+                        .about(&policy),
+                    );
                     continue;
                 };
-                let Some(text) = text_of(&target.file, bytes, findings) else {
+                let Some(text) = text_of(&target.file, bytes, findings, FindingKind::Manifest)
+                else {
                     continue;
                 };
                 self.files.insert(
@@ -377,21 +547,29 @@ impl Inventory {
             match manifests::resolve_target(&target.file, &file.text, &policy, &target) {
                 Ok(setter) => {
                     if let Some(other) = file.setters.iter().find(|s| s.span == setter.span) {
-                        findings.push(Finding::new(
-                            target.declared_at.clone(),
-                            format!(
-                                "target {} in {} is already set by policy {} at {}:{}",
-                                target.path, target.file, other.policy, target.file, other.at
-                            ),
-                        ));
+                        findings.push(
+                            Finding::new(
+                                FindingKind::Target,
+                                target.declared_at.clone(),
+                                format!(
+                                    "target {} in {} is already set by policy {} at {}:{}",
+                                    target.path, target.file, other.policy, target.file, other.at
+                                ),
+                            )
+                            .about(&policy),
+                        );
                     } else {
                         file.setters.push(setter);
                     }
                 }
-                Err(e) => findings.push(Finding::new(
-                    target.declared_at.clone(),
-                    format!("target {} in {}: {}", target.path, target.file, e.message()),
-                )),
+                Err(e) => findings.push(
+                    Finding::new(
+                        FindingKind::Target,
+                        target.declared_at.clone(),
+                        format!("target {} in {}: {}", target.path, target.file, e.message()),
+                    )
+                    .about(&policy),
+                ),
             }
         }
         self.files.retain(|_, f| !f.setters.is_empty());
@@ -411,13 +589,17 @@ impl Inventory {
                     p.digest_reflection == crate::model::DigestReflection::Never
                 });
                 if setter.field == crate::model::Field::Digest && never {
-                    findings.push(Finding::new(
-                        Located::new(path, setter.at),
-                        format!(
-                            "a digest setter needs digestReflectionPolicy IfNotPresent or Always on policy {}",
-                            setter.policy
-                        ),
-                    ));
+                    findings.push(
+                        Finding::new(
+                            FindingKind::Marker,
+                            Located::new(path, setter.at),
+                            format!(
+                                "a digest setter needs digestReflectionPolicy IfNotPresent or Always on policy {}; the value is left as it is",
+                                setter.policy
+                            ),
+                        )
+                        .about(&setter.policy),
+                    );
                     return false;
                 }
                 true
@@ -428,12 +610,13 @@ impl Inventory {
 
 /// Errors of the policy and manifest modules already start with
 /// `file:line:col: `; this splits that back into a finding.
-fn finding_from_error(file: &str, text: &str) -> Finding {
+fn finding_from_error(file: &str, text: &str, kind: FindingKind) -> Finding {
     let parse = || -> Option<Finding> {
         let rest = text.strip_prefix(file)?.strip_prefix(':')?;
         let (line, rest) = rest.split_once(':')?;
         let (column, message) = rest.split_once(':')?;
         Some(Finding::new(
+            kind,
             Located::new(
                 file,
                 Position::new(line.parse().ok()?, column.parse().ok()?),
@@ -441,22 +624,30 @@ fn finding_from_error(file: &str, text: &str) -> Finding {
             message.trim_start(),
         ))
     };
-    parse().unwrap_or_else(|| Finding::file(file, text))
+    parse().unwrap_or_else(|| Finding::file(kind, file, text))
 }
 
 fn read_text(
     source: &dyn FileSource,
     path: &str,
     findings: &mut Vec<Finding>,
+    kind: FindingKind,
 ) -> Result<Option<String>, SourceError> {
     Ok(source
         .read(path)?
-        .and_then(|bytes| text_of(path, bytes, findings)))
+        .and_then(|bytes| text_of(path, bytes, findings, kind)))
 }
 
-fn text_of(path: &str, bytes: Vec<u8>, findings: &mut Vec<Finding>) -> Option<String> {
+/// A file's bytes as text; one too large or not UTF-8 is a finding of `kind`.
+fn text_of(
+    path: &str,
+    bytes: Vec<u8>,
+    findings: &mut Vec<Finding>,
+    kind: FindingKind,
+) -> Option<String> {
     if bytes.len() > MAX_MANIFEST_BYTES {
         findings.push(Finding::file(
+            kind,
             path,
             format!("file is too large: crowsnest reads files up to {MAX_MANIFEST_BYTES} bytes"),
         ));
@@ -466,6 +657,7 @@ fn text_of(path: &str, bytes: Vec<u8>, findings: &mut Vec<Finding>) -> Option<St
         Ok(text) => Some(text),
         Err(e) => {
             findings.push(Finding::file(
+                kind,
                 path,
                 format!(
                     "file is not valid UTF-8 (at byte {})",
@@ -578,11 +770,11 @@ impl FileSource for DirSource {
 #[cfg(test)]
 mod tests;
 
-/// [`manifests::find_markers`] of every file, in order, on up to four
+/// [`manifests::scan_markers`] of every file, in order, on up to four
 /// threads when there are enough files for threads to pay off.
-fn find_markers_in_parallel(
+fn scan_markers_in_parallel(
     files: &[(String, String)],
-) -> Vec<Result<Vec<Setter>, manifests::ManifestError>> {
+) -> Vec<Result<manifests::MarkerScan, manifests::ManifestError>> {
     const PER_THREAD: usize = 64;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -592,7 +784,7 @@ fn find_markers_in_parallel(
     if threads == 1 {
         return files
             .iter()
-            .map(|(path, text)| manifests::find_markers(path, text))
+            .map(|(path, text)| manifests::scan_markers(path, text))
             .collect();
     }
     let chunk = files.len().div_ceil(threads);
@@ -602,7 +794,7 @@ fn find_markers_in_parallel(
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(path, text)| manifests::find_markers(path, text))
+                        .map(|(path, text)| manifests::scan_markers(path, text))
                         .collect::<Vec<_>>()
                 })
             })

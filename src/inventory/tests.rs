@@ -93,7 +93,7 @@ fn every_problem_is_a_finding_with_its_place() {
     assert!(joined.contains("policies/broken.yaml:6:"), "{joined}");
     assert!(
         joined.contains(
-            "apps/typo.yaml:2:8: marker names policy default:nope, which no policy file declares"
+            "apps/typo.yaml:2:8: marker names policy default:nope, which no policy file declares; the value is left as it is"
         ),
         "{joined}"
     );
@@ -165,10 +165,13 @@ fn dir_source_stops_one_byte_past_the_size_limit() {
     let huge = source.read("huge.yaml").unwrap().unwrap();
     assert_eq!(huge.len(), MAX_MANIFEST_BYTES + 1);
     let mut findings = Vec::new();
-    assert_eq!(text_of("huge.yaml", huge, &mut findings), None);
+    assert_eq!(
+        text_of("huge.yaml", huge, &mut findings, FindingKind::Manifest),
+        None
+    );
     assert_eq!(findings.len(), 1);
     let limit = source.read("limit.yaml").unwrap().unwrap();
-    assert!(text_of("limit.yaml", limit, &mut findings).is_some());
+    assert!(text_of("limit.yaml", limit, &mut findings, FindingKind::Manifest).is_some());
     assert_eq!(findings.len(), 1);
 }
 
@@ -184,7 +187,7 @@ fn digest_setters_need_digest_reflection() {
     assert_eq!(
         findings,
         [
-            "apps/kustomization.yaml:3:13: a digest setter needs digestReflectionPolicy IfNotPresent or Always on policy default:app"
+            "apps/kustomization.yaml:3:13: a digest setter needs digestReflectionPolicy IfNotPresent or Always on policy default:app; the value is left as it is"
         ]
     );
     let pinned = format!("{POLICY}  digestReflectionPolicy: IfNotPresent\n");
@@ -265,7 +268,7 @@ fn flux_objects_next_to_the_manifests_are_policies_and_the_automation_sets_the_p
     assert_eq!(
         findings.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
         [
-            "other/stale.yaml:1:8: marker names policy flux-system:gone, which no policy file declares"
+            "other/stale.yaml:1:8: marker names policy flux-system:gone, which no policy file declares; the value is left as it is"
         ]
     );
 }
@@ -349,13 +352,118 @@ fn markers_found_on_several_threads_come_back_in_file_order() {
         .collect();
     let sequential: Vec<_> = files
         .iter()
-        .map(|(path, text)| manifests::find_markers(path, text))
+        .map(|(path, text)| manifests::scan_markers(path, text))
         .collect();
-    let parallel = find_markers_in_parallel(&files);
+    let parallel = scan_markers_in_parallel(&files);
     assert_eq!(parallel, sequential);
     assert_eq!(parallel.iter().filter(|r| r.is_err()).count(), 9);
     assert_eq!(
-        parallel[1].as_ref().unwrap()[0].policy.to_string(),
+        parallel[1].as_ref().unwrap().setters[0].policy.to_string(),
         "default:app1"
     );
+}
+
+/// Issue 15: one broken policy, marker or file froze the whole
+/// repository. Each problem now holds back only what it touches, and is
+/// reported with its place and what it holds back.
+#[test]
+fn r15_each_problem_holds_back_only_what_it_touches() {
+    let good = POLICY;
+    let bad_range = POLICY
+        .replace("name: app", "name: broken")
+        .replace(">=1.0.0", ">=1.0.0 <");
+    let second_good = POLICY.replace("name: app", "name: other");
+    let marker = |policy: &str| format!("# {{\"$imagepolicy\": \"default:{policy}\"}}");
+    let (inventory, findings) = build(&[
+        // One file: a good policy, one with a bad range, another good one.
+        (
+            "policies/apps.yaml",
+            &format!("{good}---\n{bad_range}---\n{second_good}"),
+        ),
+        ("policies/notes.yaml", "this: is: not: yaml\n"),
+        (
+            "apps/deploy.yaml",
+            &format!(
+                "# How to: write `image: x:1 {}` after a value.\nimage: ghcr.io/org/app:1.0.0 {}\nbroken: ghcr.io/org/app:1.0.0 {}\nmissing: ghcr.io/org/app:1.0.0 {}\nmalformed: ghcr.io/org/app:1.0.0 # {{\"$imagepolicy\": \"default:app\"\nother: ghcr.io/org/app:1.0.0 {}\n",
+                marker("app"),
+                marker("app"),
+                marker("broken"),
+                marker("missing"),
+                marker("other")
+            ),
+        ),
+        (
+            "apps/not-yaml.yaml",
+            &format!("image: [unclosed {}\n", marker("app")),
+        ),
+    ]);
+    let ids: Vec<String> = inventory.policies.keys().map(|p| p.to_string()).collect();
+    assert_eq!(ids, ["default:app", "default:other"]);
+    assert_eq!(
+        inventory
+            .disabled
+            .keys()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>(),
+        ["default:broken"]
+    );
+    let setters: Vec<(String, u32)> = inventory.files["apps/deploy.yaml"]
+        .setters
+        .iter()
+        .map(|s| (s.policy.to_string(), s.at.line))
+        .collect();
+    assert_eq!(
+        setters,
+        [("default:app".into(), 2), ("default:other".into(), 6)]
+    );
+    assert!(!inventory.files.contains_key("apps/not-yaml.yaml"));
+    let expected = [
+        "apps/deploy.yaml:3:9: marker names policy default:broken, which is disabled by the problem at policies/apps.yaml:19:14",
+        "apps/deploy.yaml:4:10: marker names policy default:missing, which no policy file declares (it may be in policies/notes.yaml, which cannot be read); the value is left as it is",
+        "apps/deploy.yaml:5:34: marker comment is not a JSON object",
+        "apps/not-yaml.yaml:",
+        "policies/apps.yaml:19:14: invalid semver range",
+        "policies/notes.yaml:1:",
+    ];
+    assert_eq!(findings.len(), expected.len(), "{findings:#?}");
+    for (finding, want) in findings.iter().zip(expected) {
+        assert!(
+            finding.starts_with(want),
+            "{finding:?} should start with {want:?}"
+        );
+    }
+    assert!(findings[4].contains("(policy default:broken is disabled until this is fixed)"));
+}
+
+#[test]
+fn a_policy_declared_twice_is_disabled_in_both_places() {
+    let (inventory, findings) = build(&[
+        ("policies/a.yaml", POLICY),
+        ("policies/b.yaml", POLICY),
+        (
+            "apps/deploy.yaml",
+            "image: ghcr.io/org/app:1.0.0 # {\"$imagepolicy\": \"default:app\"}\n",
+        ),
+    ]);
+    assert!(inventory.policies.is_empty());
+    assert!(inventory.files.is_empty());
+    assert_eq!(findings.len(), 2, "{findings:#?}");
+    assert!(findings[0].contains("marker names policy default:app, which is disabled"));
+    assert!(findings[1].starts_with(
+        "policies/b.yaml:1:1: policy default:app is already declared at policies/a.yaml:1:1; both are disabled"
+    ));
+}
+
+#[test]
+fn a_policy_document_that_is_not_yaml_keeps_its_neighbours() {
+    let broken = "apiVersion: crowsnest/v1\nkind: ImagePolicy\nmetadata:\n  name: [unclosed\n";
+    let (inventory, findings) = build(&[("policies/apps.yaml", &format!("{broken}---\n{POLICY}"))]);
+    assert_eq!(inventory.policies.len(), 1);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert!(
+        findings[0].starts_with("policies/apps.yaml:4:"),
+        "{findings:?}"
+    );
+    let (inventory, _) = build(&[("policies/apps.yaml", &format!("{POLICY}---\n{broken}"))]);
+    assert_eq!(inventory.policies.len(), 1);
 }

@@ -7,8 +7,10 @@
 //! crowsnest reads the same comments, and differs in two ways meant to
 //! help `crowsnest check`: a comment that starts with `{` and mentions
 //! `"$imagepolicy"` or a setters `$ref` but is not a valid marker is an
-//! error rather than silently ignored, and a marker must sit on the line
-//! of the scalar it sets (after it), not on a line of its own.
+//! error rather than silently ignored (its value is left alone), and a
+//! marker must sit on the line of the scalar it sets, after it. As in
+//! Flux, a comment on a line of its own is never a marker, whatever it
+//! says.
 
 use memchr::memmem;
 use std::sync::LazyLock;
@@ -127,6 +129,7 @@ pub(crate) fn scan(file: &str, text: &str, tree: &Tree<'_>) -> Vec<Result<Setter
     let candidates: Vec<(&Comment<'_>, MarkerSpec)> = tree
         .comments
         .iter()
+        .filter(|c| !on_a_line_of_its_own(text, c))
         .filter_map(|c| parse_comment(&c.text).map(|parsed| (c, parsed)))
         .collect();
     if candidates.is_empty() {
@@ -170,6 +173,17 @@ pub(crate) fn scan(file: &str, text: &str, tree: &Tree<'_>) -> Vec<Result<Setter
         out.push(result);
     }
     out
+}
+
+/// A comment with nothing but blanks before it on its line. Flux's rule:
+/// such a comment is never a setter, whatever it says (a how-to comment
+/// quoting a marker is documentation, not a marker).
+fn on_a_line_of_its_own(text: &str, comment: &Comment<'_>) -> bool {
+    let c = comment.span.start;
+    let line_start = text[..c].rfind('\n').map_or(0, |i| i + 1);
+    text[line_start..c]
+        .trim_start_matches([' ', '\t'])
+        .is_empty()
 }
 
 /// The scalar a marker comment sets: the last node that ends before the
@@ -223,7 +237,7 @@ fn attach(
     }
     let Some(id) = before else {
         return Err(not_settable(
-            "marker is on a line of its own; put it after the value it sets, on the same line"
+            "marker follows no value on its line; put it after the value it sets, on the same line"
                 .into(),
         ));
     };

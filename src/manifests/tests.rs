@@ -126,6 +126,21 @@ fn crlf_bom_tabs_and_unicode_comments() {
     assert_eq!(s.at, Position::new(2, 8));
 }
 
+/// Issue 15: a how-to comment quoting a marker froze the whole repository
+/// ("marker comment is not a JSON object"). As in Flux, a comment on a line
+/// of its own is never a marker, whatever it says.
+#[test]
+fn r15_comments_on_lines_of_their_own_are_never_markers() {
+    let text = format!(
+        "# Set images like this: image: x:1 {M}\n  # {{\"$imagepolicy\": broken\n{M}\nimage: a:1 {M}\nlist:\n  - b:1\n    {M}\n"
+    );
+    let scan = scan_markers("t.yaml", &text).unwrap();
+    assert!(scan.problems.is_empty(), "{:?}", scan.problems);
+    assert_eq!(scan.setters.len(), 1);
+    assert_eq!(scan.setters[0].value, "a:1");
+    assert_eq!(scan.setters[0].at, Position::new(4, 8));
+}
+
 #[test]
 fn misplaced_markers_are_errors_with_positions() {
     let cases = [
@@ -140,10 +155,6 @@ fn misplaced_markers_are_errors_with_positions() {
         (
             format!("image: {M}\n  a:1\n"),
             "t.yaml:1:8: marker follows the key \"image\"",
-        ),
-        (
-            format!("{M}\nimage: a:1\n"),
-            "t.yaml:1:1: marker is on a line of its own",
         ),
         (
             format!("image: [a:1] {M}\n"),

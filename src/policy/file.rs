@@ -17,7 +17,7 @@ use serde_saphyr::Spanned;
 use super::filter::{Exclusions, TagFilter};
 use super::select::{Order, Rule};
 use super::semver::{Range, SyntaxError};
-use super::{Policy, PolicyError};
+use super::{Broken, Declares, Policy, PolicyError};
 use crate::config::parse_interval;
 use crate::model::{
     DigestReflection, Field, ImageName, Located, Platform, PolicyId, Position, Target, TargetPath,
@@ -144,36 +144,145 @@ pub(super) mod wire {
 /// cluster manifests; a document without `apiVersion`, or with a
 /// `crowsnest` one that is not ours, is an error. Duplicate
 /// `namespace:name` within the file is an error; across files, see
-/// [`check_unique`].
+/// [`check_unique`]. Strict: the first problem fails the file (for
+/// `crowsnest tags --policy`); [`read_policy_file`] keeps the good
+/// documents of a file that has bad ones.
 pub fn parse_policy_file(file: &str, text: &str) -> Result<Vec<Policy>, PolicyError> {
-    let validator = Validator { file, text };
-    let headers: Vec<Spanned<wire::HeaderWire>> = yaml::from_str_multiple(file, text)?;
-    let mut ours = Vec::with_capacity(headers.len());
-    for header in &headers {
-        ours.push(validator.header(header)?);
+    let read = read_policy_file(file, text);
+    if let Some(broken) = read.broken.into_iter().next() {
+        return Err(broken.error);
     }
-    let policies = if ours.iter().all(|o| *o) {
-        let documents: Vec<Spanned<wire::DocumentWire>> = yaml::from_str_multiple(file, text)?;
-        documents
-            .iter()
-            .map(|d| validator.policy(d))
-            .collect::<Result<Vec<_>, _>>()?
-    } else {
-        let starts: Vec<u32> = headers
-            .iter()
-            .map(|h| yaml::position(&h.referenced).line)
-            .collect();
-        let mut policies = Vec::new();
-        for (document, is_ours) in document_texts(text, &starts).iter().zip(&ours) {
-            if *is_ours {
-                let parsed: Spanned<wire::DocumentWire> = yaml::from_str(file, document)?;
-                policies.push(validator.policy(&parsed)?);
+    check_unique(&read.policies)?;
+    Ok(read.policies)
+}
+
+/// What [`read_policy_file`] made of a file: the policies that validate,
+/// and each document that does not.
+#[derive(Debug, Default)]
+pub struct PolicyFile {
+    pub policies: Vec<Policy>,
+    pub broken: Vec<Broken>,
+}
+
+/// Reads every `crowsnest/v1` `ImagePolicy` of a policy file, each
+/// document on its own, so one broken document holds back only the policy
+/// it declares: a document that does not validate becomes a [`Broken`]
+/// (with its `metadata` name when that can still be read) beside the
+/// policies that do. A file that is not YAML at all is one `Broken`
+/// without a name. Duplicates are left to the caller, which sees every file.
+pub fn read_policy_file(file: &str, text: &str) -> PolicyFile {
+    let validator = Validator { file, text };
+    let broken = |declares, error| Broken { declares, error };
+    let headers: Vec<Spanned<wire::HeaderWire>> = match yaml::from_str_multiple(file, text) {
+        Ok(headers) => headers,
+        Err(e) => {
+            // One document that is not YAML must not hide the others:
+            // read each `---`-separated part on its own.
+            let parts = split_documents(text);
+            if parts.len() <= 1 {
+                return PolicyFile {
+                    policies: Vec::new(),
+                    broken: vec![broken(Declares::Unknown, e.into())],
+                };
+            }
+            let mut read = PolicyFile::default();
+            for part in parts {
+                let part = read_policy_file(file, &part);
+                read.policies.extend(part.policies);
+                read.broken.extend(part.broken);
+            }
+            return read;
+        }
+    };
+    let ours: Vec<Result<bool, PolicyError>> =
+        headers.iter().map(|h| validator.header(h)).collect();
+    // The common case, one parse of the whole stream: every document is
+    // ours and valid.
+    if ours.iter().all(|o| matches!(o, Ok(true))) {
+        if let Ok(documents) = yaml::from_str_multiple::<Spanned<wire::DocumentWire>>(file, text) {
+            let validated: Result<Vec<Policy>, PolicyError> =
+                documents.iter().map(|d| validator.policy(d)).collect();
+            if let Ok(policies) = validated {
+                return PolicyFile {
+                    policies,
+                    broken: Vec::new(),
+                };
             }
         }
-        policies
-    };
-    check_unique(&policies)?;
-    Ok(policies)
+    }
+    let starts: Vec<u32> = headers
+        .iter()
+        .map(|h| yaml::position(&h.referenced).line)
+        .collect();
+    let mut read = PolicyFile::default();
+    for (document, is_ours) in document_texts(text, &starts).iter().zip(ours) {
+        let parsed = is_ours.and_then(|is_ours| {
+            if !is_ours {
+                return Ok(None);
+            }
+            let wire: Spanned<wire::DocumentWire> = yaml::from_str(file, document)?;
+            validator.policy(&wire).map(Some)
+        });
+        match parsed {
+            Ok(Some(policy)) => read.policies.push(policy),
+            Ok(None) => {}
+            Err(error) => read
+                .broken
+                .push(broken(declares_policy(file, document), error)),
+        }
+    }
+    read
+}
+
+/// The documents of a stream split at its `---` lines, without parsing
+/// (for a stream that does not parse as a whole): each part is padded
+/// with blank lines so that line numbers stay those of the file. Inside a
+/// block scalar content is indented, so a `---` at the start of a line
+/// always separates documents.
+pub(super) fn split_documents(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    for line in text.split_inclusive('\n') {
+        let separator = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']));
+        if separator {
+            let lines = current.matches('\n').count() + 1;
+            parts.push(std::mem::replace(&mut current, "\n".repeat(lines)));
+        } else {
+            current.push_str(line);
+        }
+    }
+    parts.push(current);
+    parts
+}
+
+/// The policy a broken document declares, if its name can be read.
+fn declares_policy(file: &str, document: &str) -> Declares {
+    declared_id(file, document, DEFAULT_NAMESPACE).map_or(Declares::Unknown, Declares::Policy)
+}
+
+/// The `namespace:name` a document declares, read as leniently as
+/// possible (any other field may be wrong): for naming what a broken
+/// document holds back.
+pub(super) fn declared_id(file: &str, document: &str, default_namespace: &str) -> Option<PolicyId> {
+    #[derive(serde::Deserialize)]
+    struct Object {
+        metadata: Option<Metadata>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        name: Option<String>,
+        namespace: Option<String>,
+    }
+    let object: Object = yaml::from_str(file, document).ok()?;
+    let metadata = object.metadata?;
+    let name = metadata.name.filter(|n| valid_name(n))?;
+    let namespace = metadata
+        .namespace
+        .filter(|n| valid_namespace(n))
+        .unwrap_or_else(|| default_namespace.to_owned());
+    Some(PolicyId::new(namespace, name))
 }
 
 /// Each document of a stream on its own, for reading the documents of a

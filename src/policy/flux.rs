@@ -28,8 +28,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_saphyr::Spanned;
 
-use super::file::{Validator, document_texts};
-use super::{Exclusions, Policy, PolicyError};
+use super::file::{Validator, declared_id, document_texts, split_documents};
+use super::{Broken, Declares, Exclusions, Policy, PolicyError};
 use crate::config::parse_interval;
 use crate::gotemplate::{Map, Struct, Template, Value};
 use crate::model::{DigestReflection, Field, ImageName, Located, PolicyId, Position};
@@ -324,49 +324,93 @@ pub fn may_contain_flux_objects(text: &str) -> bool {
 
 impl FluxObjects {
     /// Reads the Flux image objects of one file; other documents are
-    /// skipped. An object that does not validate fails the file.
-    pub fn read(&mut self, file: &str, text: &str) -> Result<(), PolicyError> {
+    /// skipped. Each object is read on its own: one that does not validate
+    /// is returned as [`Broken`] (naming the `ImagePolicy` it declares,
+    /// when that can be read) and the others are kept.
+    pub fn read(&mut self, file: &str, text: &str) -> Vec<Broken> {
         if !may_contain_flux_objects(text) {
-            return Ok(());
+            return Vec::new();
         }
-        let headers: Vec<Spanned<wire::HeaderWire>> = yaml::from_str_multiple(file, text)?;
+        let headers: Vec<Spanned<wire::HeaderWire>> = match yaml::from_str_multiple(file, text) {
+            Ok(headers) => headers,
+            Err(e) => {
+                let parts = split_documents(text);
+                if parts.len() <= 1 {
+                    return vec![Broken {
+                        declares: Declares::Unknown,
+                        error: e.into(),
+                    }];
+                }
+                return parts
+                    .iter()
+                    .flat_map(|part| self.read(file, part))
+                    .collect();
+            }
+        };
         let validator = Validator { file, text };
-        let mut kinds = Vec::with_capacity(headers.len());
-        for header in &headers {
-            kinds.push(self.kind_of(&validator, header)?);
-        }
-        if kinds.iter().all(Option::is_none) {
-            return Ok(());
+        let kinds: Vec<Result<Option<Kind>, PolicyError>> = headers
+            .iter()
+            .map(|h| self.kind_of(&validator, h))
+            .collect();
+        if kinds.iter().all(|k| matches!(k, Ok(None))) {
+            return Vec::new();
         }
         let starts: Vec<u32> = headers
             .iter()
             .map(|h| yaml::position(&h.referenced).line)
             .collect();
-        for (document, kind) in document_texts(text, &starts).iter().zip(kinds) {
-            let reader = Reader {
-                v: Validator {
-                    file,
-                    text: document,
-                },
-                warnings: &mut self.warnings,
-            };
-            match kind {
-                None => {}
-                Some(Kind::Repository) => {
-                    let object = yaml::from_str(file, document)?;
-                    let repository = reader.repository(&object)?;
-                    self.repositories.push(repository);
-                }
-                Some(Kind::Policy) => {
-                    let object = yaml::from_str(file, document)?;
-                    let policy = reader.policy(&object)?;
-                    self.policies.push(policy);
-                }
-                Some(Kind::Automation) => {
-                    let object = yaml::from_str(file, document)?;
-                    let automation = reader.automation(&object)?;
-                    self.automations.push(automation);
-                }
+        let mut broken = Vec::new();
+        for ((document, kind), header) in document_texts(text, &starts)
+            .iter()
+            .zip(kinds)
+            .zip(&headers)
+        {
+            let declared_kind = header.value.kind.as_ref().map(|k| k.value.as_str());
+            if let Err(error) = self.read_object(file, document, kind) {
+                let declares = match declared_kind {
+                    Some("ImagePolicy") => {
+                        declared_id(file, document, super::file::DEFAULT_NAMESPACE)
+                            .map_or(Declares::Unknown, Declares::Policy)
+                    }
+                    Some("ImageUpdateAutomation") => Declares::Automation,
+                    _ => Declares::Unknown,
+                };
+                broken.push(Broken { declares, error });
+            }
+        }
+        broken
+    }
+
+    /// Reads one document of a kind [`FluxObjects::kind_of`] told.
+    fn read_object(
+        &mut self,
+        file: &str,
+        document: &str,
+        kind: Result<Option<Kind>, PolicyError>,
+    ) -> Result<(), PolicyError> {
+        let reader = Reader {
+            v: Validator {
+                file,
+                text: document,
+            },
+            warnings: &mut self.warnings,
+        };
+        match kind? {
+            None => {}
+            Some(Kind::Repository) => {
+                let object = yaml::from_str(file, document)?;
+                let repository = reader.repository(&object)?;
+                self.repositories.push(repository);
+            }
+            Some(Kind::Policy) => {
+                let object = yaml::from_str(file, document)?;
+                let policy = reader.policy(&object)?;
+                self.policies.push(policy);
+            }
+            Some(Kind::Automation) => {
+                let object = yaml::from_str(file, document)?;
+                let automation = reader.automation(&object)?;
+                self.automations.push(automation);
             }
         }
         Ok(())
@@ -414,26 +458,30 @@ impl FluxObjects {
         let mut repositories: HashMap<&PolicyId, &Repository> = HashMap::new();
         for repository in &self.repositories {
             if let Some(first) = repositories.insert(&repository.id, repository) {
-                errors.push(PolicyError::Invalid {
+                errors.push(Broken {
+                    declares: Declares::Unknown,
+                    error: PolicyError::Invalid {
                     at: repository.declared_at.clone(),
                     message: format!(
                         "ImageRepository {}/{} is declared twice; the first declaration is at {}",
                         repository.id.namespace, repository.id.name, first.declared_at
                     ),
-                });
+                }});
             }
         }
         let mut policies = Vec::new();
         let mut suspended = Vec::new();
         for flux in &self.policies {
             let Some(repository) = repositories.get(&flux.repository) else {
-                errors.push(PolicyError::Invalid {
+                errors.push(Broken {
+                    declares: Declares::Policy(flux.policy.id.clone()),
+                    error: PolicyError::Invalid {
                     at: flux.reference_at.clone(),
                     message: format!(
                         "imageRepositoryRef names ImageRepository {}/{}, which is not declared in the folders crowsnest reads Flux objects from",
                         flux.repository.namespace, flux.repository.name
                     ),
-                });
+                }});
                 continue;
             };
             let mut policy = flux.policy.clone();
@@ -493,7 +541,7 @@ pub struct Resolved {
     /// Policies that are (or whose `ImageRepository` is) `suspend: true`:
     /// Flux keeps their last pick, so crowsnest leaves their markers alone.
     pub suspended: Vec<Policy>,
-    pub errors: Vec<PolicyError>,
+    pub errors: Vec<Broken>,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -6,8 +6,9 @@
 //! - [`TagFilter`], [`Exclusions`]: `filterTags` and `exclusionList`.
 //! - [`Selector`]: selection ([`Selector::select`], the hot path),
 //!   explanation ([`Decision`], [`Summary`]) and the downgrade guard.
-//! - [`parse_policy_file`], [`check_unique`]: the `crowsnest/v1`
-//!   `ImagePolicy` format (PRODUCT.md §1).
+//! - [`read_policy_file`] (each document on its own: a broken one is a
+//!   [`Broken`] beside the good ones), [`parse_policy_file`] (strict),
+//!   [`check_unique`]: the `crowsnest/v1` `ImagePolicy` format (PRODUCT.md §1).
 //! - [`FluxObjects`]: Flux's `ImageRepository`, `ImagePolicy` and
 //!   `ImageUpdateAutomation` objects, resolved into [`Policy`]s and an
 //!   [`Automation`]; [`template_data`] is Flux's commit template data.
@@ -35,7 +36,7 @@ use std::time::Duration;
 use crate::model::{DigestReflection, ImageName, Located, Platform, PolicyId, Target};
 use crate::yaml::YamlError;
 
-pub use file::{check_unique, parse_policy_file};
+pub use file::{PolicyFile, check_unique, parse_policy_file, read_policy_file};
 pub use filter::{Exclusions, TagFilter};
 pub use flux::{
     Automation, FluxChange, FluxMessage, FluxObjects, ObjectId, Resolved, Warning,
@@ -100,6 +101,34 @@ impl PolicyError {
             | PolicyError::Duplicate { at, .. } => at,
         }
     }
+}
+
+/// A policy document that could not be read: the error, and the policy it
+/// declares when its name could still be read. A broken policy disables
+/// only itself: markers naming it are held back with a pointer to this
+/// error instead of being reported as naming an unknown policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub declares: Declares,
+    pub error: PolicyError,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+/// What a broken document declares, as far as it can still be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Declares {
+    /// Not readable (not YAML, no name) or not a policy (an `ImageRepository`).
+    Unknown,
+    /// This policy, which is disabled.
+    Policy(PolicyId),
+    /// A Flux `ImageUpdateAutomation`, which may name the branches and
+    /// author of every commit.
+    Automation,
 }
 
 /// One validated `ImagePolicy`.
