@@ -72,6 +72,15 @@ pub struct CheckArgs {
     /// A daemon config to validate.
     #[arg(long, env = "CROWSNEST_CONFIG")]
     pub config: Option<PathBuf>,
+    /// With a DIR and a config of several repositories: whose `path` and
+    /// `policies` apply to DIR.
+    #[arg(
+        long,
+        env = "CROWSNEST_REPOSITORY",
+        value_name = "NAME",
+        requires = "config"
+    )]
+    pub repository: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -144,10 +153,19 @@ pub struct TagsArgs {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// The daemon config: read the daemon's clone (stateDir/repo.git) and
-    /// its copy of git.branch, with git.policies and git.path.
+    /// The daemon config: read the daemon's clone (in stateDir) and its
+    /// copy of the repository's branch, with its policies and path.
     #[arg(long, env = "CROWSNEST_CONFIG", conflicts_with = "repo")]
     pub config: Option<PathBuf>,
+    /// With --config: the entry of `repositories` to read (required when
+    /// the config has several).
+    #[arg(
+        long,
+        env = "CROWSNEST_REPOSITORY",
+        value_name = "NAME",
+        requires = "config"
+    )]
+    pub repository: Option<String>,
     /// A local clone to read (default: the current folder), with policies
     /// in `policies/` and markers anywhere.
     #[arg(long, env = "CROWSNEST_REPO", value_name = "DIR")]

@@ -26,6 +26,24 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+/// A series per repository entry of the config (bounded by the config).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RepositoryLabels {
+    pub repository: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RepositoryResultLabels {
+    pub repository: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RepositoryKindLabels {
+    pub repository: String,
+    pub kind: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ImageLabels {
     pub image: String,
@@ -33,6 +51,7 @@ pub struct ImageLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SelectedLabels {
+    pub repository: String,
     pub policy: String,
     pub image: String,
     pub tag: String,
@@ -40,6 +59,7 @@ pub struct SelectedLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PolicyLabels {
+    pub repository: String,
     pub policy: String,
     pub image: String,
 }
@@ -61,16 +81,16 @@ pub struct Metrics {
     pub tags: Family<ImageLabels, Gauge>,
     pub selected: Family<SelectedLabels, Gauge>,
     pub not_numeric: Family<PolicyLabels, Gauge>,
-    pub findings: Family<KindLabels, Gauge>,
-    pub passes: Family<ResultLabels, Counter>,
+    pub findings: Family<RepositoryKindLabels, Gauge>,
+    pub passes: Family<RepositoryResultLabels, Counter>,
     pub pass_duration: Histogram,
-    pub commits: Counter,
-    pub pushes: Family<ResultLabels, Counter>,
-    pub conflicts: Counter,
+    pub commits: Family<RepositoryLabels, Counter>,
+    pub pushes: Family<RepositoryResultLabels, Counter>,
+    pub conflicts: Family<RepositoryLabels, Counter>,
     pub errors: Family<KindLabels, Counter>,
     pub webhooks: Family<WebhookLabels, Counter>,
-    pub last_pass: Gauge<f64, AtomicU64>,
-    pub last_commit: Gauge<f64, AtomicU64>,
+    pub last_pass: Family<RepositoryLabels, Gauge<f64, AtomicU64>>,
+    pub last_commit: Family<RepositoryLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl Metrics {
@@ -90,18 +110,18 @@ impl Metrics {
             findings: Family::default(),
             passes: Family::default(),
             pass_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
-            commits: Counter::default(),
+            commits: Family::default(),
             pushes: Family::default(),
-            conflicts: Counter::default(),
+            conflicts: Family::default(),
             errors: Family::default(),
             webhooks: Family::default(),
-            last_pass: Gauge::default(),
-            last_commit: Gauge::default(),
+            last_pass: Family::default(),
+            last_commit: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
             "crowsnest_ready",
-            "1 once the repository is cloned and policies are loaded",
+            "1 once every repository has had its first pass (done, or failed on its own)",
             m.ready.clone(),
         );
         registry.register(
@@ -141,12 +161,12 @@ impl Metrics {
         );
         registry.register(
             "crowsnest_findings",
-            "Problems in the repository at the last pass, by kind; each holds back only what it touches",
+            "Problems in each repository at its last pass, by kind; each holds back only what it touches",
             m.findings.clone(),
         );
         registry.register(
             "crowsnest_passes",
-            "Reconcile passes, by result (ok, failed, abandoned)",
+            "Reconcile passes, by repository and result (ok, failed, abandoned)",
             m.passes.clone(),
         );
         registry.register(
@@ -156,17 +176,17 @@ impl Metrics {
         );
         registry.register(
             "crowsnest_commits",
-            "Commits made and pushed",
+            "Commits made and pushed, by repository",
             m.commits.clone(),
         );
         registry.register(
             "crowsnest_pushes",
-            "Pushes, by result (pushed, rejected)",
+            "Pushes, by repository and result (pushed, rejected)",
             m.pushes.clone(),
         );
         registry.register(
             "crowsnest_push_conflicts",
-            "Pushes that lost a race with another writer and were re-planned on the new tip",
+            "Pushes that lost a race with another writer and were re-planned on the new tip, by repository",
             m.conflicts.clone(),
         );
         registry.register(
@@ -181,12 +201,12 @@ impl Metrics {
         );
         registry.register(
             "crowsnest_last_pass_timestamp_seconds",
-            "Unix time the last pass finished",
+            "Unix time each repository's last pass finished",
             m.last_pass.clone(),
         );
         registry.register(
             "crowsnest_last_commit_timestamp_seconds",
-            "Unix time of the last pushed commit",
+            "Unix time of each repository's last pushed commit",
             m.last_commit.clone(),
         );
         extra(&mut registry);
@@ -217,6 +237,29 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one `result` of `repository` in `family`.
+    pub fn counted_for(
+        family: &Family<RepositoryResultLabels, Counter>,
+        repository: &str,
+        result: &str,
+    ) {
+        family
+            .get_or_create(&RepositoryResultLabels {
+                repository: repository.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The `repository` series of a per-repository family.
+    pub fn of<M: Default + Clone>(family: &Family<RepositoryLabels, M>, repository: &str) -> M {
+        family
+            .get_or_create(&RepositoryLabels {
+                repository: repository.to_owned(),
+            })
+            .clone()
+    }
+
     pub fn webhook(&self, source: &str, result: &str) {
         self.webhooks
             .get_or_create(&WebhookLabels {
@@ -228,11 +271,12 @@ impl Metrics {
 
     /// Sets `crowsnest_findings` to the last pass's counts: every kind has
     /// a series, so a fixed problem goes back to 0 instead of going stale.
-    pub fn findings_of(&self, findings: &[Finding]) {
+    pub fn findings_of(&self, repository: &str, findings: &[Finding]) {
         for kind in FindingKind::ALL {
             let count = findings.iter().filter(|f| f.kind == kind).count();
             self.findings
-                .get_or_create(&KindLabels {
+                .get_or_create(&RepositoryKindLabels {
+                    repository: repository.to_owned(),
                     kind: kind.label().to_owned(),
                 })
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
@@ -240,9 +284,17 @@ impl Metrics {
     }
 
     /// Moves a policy's `crowsnest_policy_selected` series to `tag`.
-    pub fn select(&self, policy: &PolicyId, image: &str, old: Option<&str>, tag: &str) {
+    pub fn select(
+        &self,
+        repository: &str,
+        policy: &PolicyId,
+        image: &str,
+        old: Option<&str>,
+        tag: &str,
+    ) {
         if let Some(old) = old.filter(|o| *o != tag) {
             self.selected.remove(&SelectedLabels {
+                repository: repository.to_owned(),
                 policy: policy.to_string(),
                 image: image.to_owned(),
                 tag: old.to_owned(),
@@ -250,6 +302,7 @@ impl Metrics {
         }
         self.selected
             .get_or_create(&SelectedLabels {
+                repository: repository.to_owned(),
                 policy: policy.to_string(),
                 image: image.to_owned(),
                 tag: tag.to_owned(),
@@ -258,9 +311,10 @@ impl Metrics {
     }
 
     /// Sets a numerical policy's `crowsnest_policy_tags_not_numeric`.
-    pub fn not_numeric(&self, policy: &PolicyId, image: &str, count: usize) {
+    pub fn not_numeric(&self, repository: &str, policy: &PolicyId, image: &str, count: usize) {
         self.not_numeric
             .get_or_create(&PolicyLabels {
+                repository: repository.to_owned(),
                 policy: policy.to_string(),
                 image: image.to_owned(),
             })
@@ -268,16 +322,18 @@ impl Metrics {
     }
 
     /// Drops a policy's `crowsnest_policy_tags_not_numeric` series.
-    pub fn forget_not_numeric(&self, policy: &PolicyId, image: &str) {
+    pub fn forget_not_numeric(&self, repository: &str, policy: &PolicyId, image: &str) {
         self.not_numeric.remove(&PolicyLabels {
+            repository: repository.to_owned(),
             policy: policy.to_string(),
             image: image.to_owned(),
         });
     }
 
     /// Drops a policy's `crowsnest_policy_selected` series (the policy is gone).
-    pub fn unselect(&self, policy: &PolicyId, image: &str, tag: &str) {
+    pub fn unselect(&self, repository: &str, policy: &PolicyId, image: &str, tag: &str) {
         self.selected.remove(&SelectedLabels {
+            repository: repository.to_owned(),
             policy: policy.to_string(),
             image: image.to_owned(),
             tag: tag.to_owned(),
@@ -316,22 +372,24 @@ mod tests {
         metrics.error("git");
         Metrics::counted(&metrics.scans, "ok");
         let id = PolicyId::new("default", "app");
-        metrics.select(&id, "r/app", None, "1.0.0");
-        metrics.select(&id, "r/app", Some("1.0.0"), "1.1.0");
+        metrics.select("default", &id, "r/app", None, "1.0.0");
+        metrics.select("default", &id, "r/app", Some("1.0.0"), "1.1.0");
         metrics.webhook("distribution", "accepted");
-        metrics.not_numeric(&id, "r/app", 3);
-        metrics.findings_of(&[]);
-        metrics.not_numeric(&PolicyId::new("default", "gone"), "r/gone", 1);
-        metrics.forget_not_numeric(&PolicyId::new("default", "gone"), "r/gone");
+        metrics.not_numeric("default", &id, "r/app", 3);
+        metrics.findings_of("default", &[]);
+        metrics.not_numeric("default", &PolicyId::new("default", "gone"), "r/gone", 1);
+        metrics.forget_not_numeric("default", &PolicyId::new("default", "gone"), "r/gone");
+        Metrics::of(&metrics.commits, "fleet").inc();
         let text = metrics.encode();
         for expected in [
             "crowsnest_errors_total{kind=\"git\"} 1",
             "crowsnest_scans_total{result=\"ok\"} 1",
-            "crowsnest_policy_selected{policy=\"default:app\",image=\"r/app\",tag=\"1.1.0\"} 1",
+            "crowsnest_policy_selected{repository=\"default\",policy=\"default:app\",image=\"r/app\",tag=\"1.1.0\"} 1",
             "crowsnest_webhooks_total{source=\"distribution\",result=\"accepted\"} 1",
-            "crowsnest_policy_tags_not_numeric{policy=\"default:app\",image=\"r/app\"} 3",
+            "crowsnest_policy_tags_not_numeric{repository=\"default\",policy=\"default:app\",image=\"r/app\"} 3",
             "crowsnest_ready 0",
-            "crowsnest_findings{kind=\"unknown_policy\"} 0",
+            "crowsnest_findings{repository=\"default\",kind=\"unknown_policy\"} 0",
+            "crowsnest_commits_total{repository=\"fleet\"} 1",
             "# TYPE crowsnest_pass_duration_seconds histogram",
         ] {
             assert!(text.contains(expected), "{expected} in\n{text}");
@@ -354,11 +412,16 @@ mod tests {
         metrics.error("git");
         metrics.webhook("generic", "accepted");
         metrics.tags_of("h/r", 1);
-        metrics.select(&PolicyId::new("a", "b"), "h/r", None, "1");
-        metrics.not_numeric(&PolicyId::new("a", "b"), "h/r", 0);
-        for family in [&metrics.scans, &metrics.passes, &metrics.pushes] {
-            Metrics::counted(family, "ok");
+        metrics.select("r", &PolicyId::new("a", "b"), "h/r", None, "1");
+        metrics.not_numeric("r", &PolicyId::new("a", "b"), "h/r", 0);
+        Metrics::counted(&metrics.scans, "ok");
+        for family in [&metrics.passes, &metrics.pushes] {
+            Metrics::counted_for(family, "r", "ok");
         }
+        Metrics::of(&metrics.commits, "r").inc();
+        Metrics::of(&metrics.conflicts, "r").inc();
+        Metrics::of(&metrics.last_pass, "r").set(1.0);
+        Metrics::of(&metrics.last_commit, "r").set(1.0);
         let readme =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
         let mut names = Vec::new();

@@ -466,8 +466,18 @@ impl Shard {
 
     /// Whether this shard takes `policy`.
     pub fn owns(&self, policy: &PolicyId) -> bool {
+        self.owns_key(&policy.to_string())
+    }
+
+    /// Whether this shard takes the repository entry `name` (with several
+    /// entries, an entry and all its policies live on one shard).
+    pub fn owns_repository(&self, name: &str) -> bool {
+        self.owns_key(&format!("repository:{name}"))
+    }
+
+    fn owns_key(&self, key: &str) -> bool {
         use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(policy.to_string().as_bytes());
+        let digest = sha2::Sha256::digest(key.as_bytes());
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         u64::from_be_bytes(first) % u64::from(self.count) == u64::from(self.index)

@@ -14,6 +14,7 @@
 //! only holds back the policies on that image.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,8 +22,8 @@ use futures::StreamExt;
 use tracing::{info, instrument, warn};
 
 use crate::audit;
-use crate::config::{Author, Config};
-use crate::git::{self, Base, MessageInput, PushOutcome, Repo, TreeFile};
+use crate::config::{Author, Config, GitConfig, RepositoryConfig};
+use crate::git::{self, Base, MessageInput, PushOutcome, Repo, TreeFile, Writer};
 use crate::inventory::{self, FileSource, Finding, Inventory, SourceError};
 use crate::manifests::{self, Edit};
 use crate::model::{
@@ -119,7 +120,26 @@ enum Tags<'a> {
     Registry,
     /// The daemon's cache; images it lacks are listed and stored.
     Cached(&'a TagCache),
+    /// Listed once for every pass sharing the memo.
+    Memo(&'a Listings),
 }
+
+/// One lock per image for listings made by passes, shared by every entry
+/// of a [`Fleet`].
+#[derive(Default)]
+struct ListingTurns(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl ListingTurns {
+    fn turn(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        turns.entry(key.to_owned()).or_default().clone()
+    }
+}
+
+/// Tag lists already read from the registry, by canonical image name:
+/// `crowsnest once` over several repositories lists each image once.
+#[derive(Default)]
+pub struct Listings(Mutex<HashMap<String, Vec<String>>>);
 
 /// What a pass found and did.
 #[derive(Debug, Default)]
@@ -141,6 +161,8 @@ pub struct PassReport {
     pub message: Option<String>,
     /// The pushed commit, when one was made.
     pub commit: Option<String>,
+    /// The branch it was pushed to.
+    pub branch: Option<String>,
     /// The policies this pass watched, in id order.
     pub watched: Vec<Watched>,
     /// Images listed from the registry during the pass (canonical names).
@@ -159,47 +181,148 @@ impl PassReport {
     }
 }
 
-/// Joins the registry and the Git clone for passes over one repository.
+/// The clone of one remote URL, shared by every repository entry on it
+/// and opened (cloned if needed) by the first pass that needs it. Entries
+/// take turns on it: git work holds the lock, registry work does not.
+pub struct SharedClone {
+    git: GitConfig,
+    dir: PathBuf,
+    repo: Mutex<Option<Repo>>,
+}
+
+/// Every repository entry of a config, with one registry client and one
+/// clone per URL.
+pub struct Fleet {
+    entries: Vec<Arc<Reconciler>>,
+}
+
+impl Fleet {
+    /// Builds the passes of every entry; nothing is opened or cloned yet
+    /// (each entry's first pass does it, so one unreachable remote holds
+    /// back only its own entries).
+    pub fn new(config: &Config, registry: &Registry) -> Fleet {
+        let mut clones: BTreeMap<&str, Arc<SharedClone>> = BTreeMap::new();
+        let listing = Arc::new(ListingTurns::default());
+        let entries = config
+            .repositories
+            .iter()
+            .map(|entry| {
+                let clone = clones
+                    .entry(entry.git.url.as_str())
+                    .or_insert_with(|| {
+                        Arc::new(SharedClone {
+                            git: entry.git.clone(),
+                            dir: entry.clone_dir.clone(),
+                            repo: Mutex::new(None),
+                        })
+                    })
+                    .clone();
+                Arc::new(Reconciler {
+                    config: config.clone(),
+                    entry: entry.clone(),
+                    registry: registry.clone(),
+                    listing: listing.clone(),
+                    clone,
+                    writer: Mutex::new(None),
+                    warned: Mutex::new(HashSet::new()),
+                })
+            })
+            .collect();
+        Fleet { entries }
+    }
+
+    pub fn entries(&self) -> &[Arc<Reconciler>] {
+        &self.entries
+    }
+}
+
+/// Joins the registry and the Git clone for passes over one repository
+/// entry (a URL and branch).
 pub struct Reconciler {
     config: Config,
+    entry: RepositoryConfig,
     registry: Registry,
-    repo: Arc<Mutex<Repo>>,
+    listing: Arc<ListingTurns>,
+    clone: Arc<SharedClone>,
+    /// The entry's branches, author, signer and template, loaded by the
+    /// first pass; a Flux automation may change the branches and author.
+    writer: Mutex<Option<Writer>>,
     /// Warnings already logged, so the daemon says each one once.
     warned: Mutex<HashSet<String>>,
 }
 
 impl Reconciler {
-    /// Opens (or clones) the repository in `stateDir` and builds the registry client.
-    pub async fn new(config: Config) -> Result<Reconciler, ReconcileError> {
-        let registry = Registry::new(&config.registries)?;
-        Self::with_registry(config, registry).await
-    }
-
-    /// Like [`Reconciler::new`] with a registry client built beforehand (the
-    /// daemon registers its metrics before the clone finishes).
-    pub async fn with_registry(
-        config: Config,
-        registry: Registry,
-    ) -> Result<Reconciler, ReconcileError> {
-        let git_config = config.git.clone();
-        let state_dir = config.state_dir.clone();
-        let repo = blocking(move || Repo::open(&git_config, &state_dir)).await??;
-        Ok(Reconciler {
-            config,
-            registry,
-            repo: Arc::new(Mutex::new(repo)),
-            warned: Mutex::new(HashSet::new()),
-        })
-    }
-
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The repository entry this reconciler writes to.
+    pub fn entry(&self) -> &RepositoryConfig {
+        &self.entry
+    }
+
+    /// The entry's name (status section and metric label).
+    pub fn name(&self) -> &str {
+        &self.entry.name
+    }
+
+    /// Runs `work` on the shared clone as this entry's writer, off the
+    /// async threads; opens the clone and loads the writer first if needed.
+    /// Keeps what the work changed in the writer (a Flux automation's
+    /// branches and author).
+    async fn locked<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Repo) -> Result<T, ReconcileError> + Send + 'static,
+    ) -> Result<T, ReconcileError> {
+        let writer = self.writer.lock().map_err(|_| poisoned())?.clone();
+        let clone = self.clone.clone();
+        let git = self.entry.git.clone();
+        let (result, writer) = blocking(move || {
+            let writer = match writer {
+                Some(w) => w,
+                None => match git::Writer::load(&git) {
+                    Ok(w) => w,
+                    Err(e) => return (Err(e.into()), None),
+                },
+            };
+            let mut guard = match clone.repo.lock() {
+                Ok(guard) => guard,
+                Err(_) => return (Err(poisoned()), Some(writer)),
+            };
+            let repo = match &mut *guard {
+                Some(repo) => {
+                    repo.set_writer(writer);
+                    repo
+                }
+                None => match Repo::open_as(&clone.git, &clone.dir, writer.clone()) {
+                    Ok(repo) => guard.insert(repo),
+                    Err(e) => return (Err(e.into()), Some(writer)),
+                },
+            };
+            let result = work(repo);
+            (result, Some(repo.writer().clone()))
+        })
+        .await?;
+        if let Some(writer) = writer {
+            *self.writer.lock().map_err(|_| poisoned())? = Some(writer);
+        }
+        result
     }
 
     /// One pass. Re-plans on the new tip when the push loses a race, at most
     /// [`MAX_PUSH_ATTEMPTS`] times.
     pub async fn pass(&self, options: PassOptions) -> Result<PassReport, ReconcileError> {
         self.run_pass(options, Tags::Registry).await
+    }
+
+    /// One pass that lists each image at most once across every pass
+    /// given the same `memo` (`crowsnest once` over several repositories).
+    pub async fn pass_memo(
+        &self,
+        options: PassOptions,
+        memo: &Listings,
+    ) -> Result<PassReport, ReconcileError> {
+        self.run_pass(options, Tags::Memo(memo)).await
     }
 
     /// One pass that takes tags from `cache` (listing and storing only the
@@ -217,7 +340,7 @@ impl Reconciler {
         &self.registry
     }
 
-    #[instrument(skip_all, fields(branch = %self.config.git.branch, dry_run = options.dry_run))]
+    #[instrument(skip_all, fields(repository = %self.entry.name, branch = %self.entry.git.branch, dry_run = options.dry_run))]
     async fn run_pass(
         &self,
         options: PassOptions,
@@ -262,30 +385,30 @@ impl Reconciler {
                 return Ok(report);
             }
             let flux_text = self.flux_message(&inventory, &report.changes)?;
-            let repo = self.repo.clone();
             let changes = report.changes.clone();
             let updates = report.updates.clone();
             let dry_run = options.dry_run;
-            let (message, outcome) = blocking(move || {
-                let repo = repo.lock().map_err(|_| poisoned())?;
-                let trailers = audit::trailer_lines(&updates);
-                let message =
-                    match flux_text.and_then(|t| git::message::with_trailers(&t, &trailers)) {
-                        Some(message) => message,
-                        None => repo.message(&MessageInput {
-                            changes: &changes,
-                            updates: &updates,
-                            trailers: &trailers,
-                        })?,
-                    };
-                if dry_run {
-                    return Ok::<_, ReconcileError>((message, None));
-                }
-                let commit = repo.commit(&base, &files, &message)?;
-                let outcome = repo.push(&base, &commit)?;
-                Ok((message, Some((commit, outcome))))
-            })
-            .await??;
+            let push_branch = base.push_branch.clone();
+            let (message, outcome) = self
+                .locked(move |repo| {
+                    let trailers = audit::trailer_lines(&updates);
+                    let message =
+                        match flux_text.and_then(|t| git::message::with_trailers(&t, &trailers)) {
+                            Some(message) => message,
+                            None => repo.message(&MessageInput {
+                                changes: &changes,
+                                updates: &updates,
+                                trailers: &trailers,
+                            })?,
+                        };
+                    if dry_run {
+                        return Ok::<_, ReconcileError>((message, None));
+                    }
+                    let commit = repo.commit(&base, &files, &message)?;
+                    let outcome = repo.push(&base, &commit)?;
+                    Ok((message, Some((commit, outcome))))
+                })
+                .await?;
             report.message = Some(message);
             let Some(outcome) = outcome else {
                 return Ok(report);
@@ -294,6 +417,7 @@ impl Reconciler {
                 (commit, PushOutcome::Pushed) => {
                     info!(commit = %commit, changes = report.changes.len(), "pushed");
                     report.commit = Some(commit.to_string());
+                    report.branch = Some(push_branch);
                     return Ok(report);
                 }
                 (_, PushOutcome::NonFastForward) => {
@@ -308,14 +432,23 @@ impl Reconciler {
                 }
                 (_, PushOutcome::Rejected(message)) => {
                     return Err(ReconcileError::Rejected {
-                        branch: self.config.git.push_branch.clone(),
+                        branch: push_branch,
                         message,
                     });
                 }
             }
         }
+        let branch = self
+            .writer
+            .lock()
+            .map_err(|_| poisoned())?
+            .as_ref()
+            .map_or_else(
+                || self.entry.git.push_branch.clone(),
+                |w| w.push_branch.clone(),
+            );
         Err(ReconcileError::KeptMoving {
-            branch: self.config.git.push_branch.clone(),
+            branch,
             attempts: MAX_PUSH_ATTEMPTS,
         })
     }
@@ -325,22 +458,21 @@ impl Reconciler {
     /// author the config leaves unset; when its branches differ from the
     /// ones fetched, they are fetched and read instead (once per pass).
     async fn snapshot(&self) -> Result<(Base, Inventory, Vec<Finding>), ReconcileError> {
-        let repo = self.repo.clone();
         let config = self.config.clone();
-        blocking(move || {
-            let mut repo = repo.lock().map_err(|_| poisoned())?;
+        let entry = self.entry.clone();
+        self.locked(move |repo| {
             let mut base = repo.fetch()?;
-            let (mut inventory, mut findings) = read_inventory(&repo, &base, &config)?;
+            let (mut inventory, mut findings) = read_inventory(repo, &base, &config, &entry)?;
             let (branch, push_branch, author) =
-                effective_git(&config, inventory.automation.as_ref());
+                effective_git(&entry, inventory.automation.as_ref());
             repo.set_author(author);
             if repo.set_branches(&branch, &push_branch) {
                 base = repo.fetch()?;
-                (inventory, findings) = read_inventory(&repo, &base, &config)?;
+                (inventory, findings) = read_inventory(repo, &base, &config, &entry)?;
             }
             Ok((base, inventory, findings))
         })
-        .await?
+        .await
     }
 
     /// Logs each warning the first time a pass meets it.
@@ -362,7 +494,7 @@ impl Reconciler {
         inventory: &Inventory,
         changes: &[Change],
     ) -> Result<Option<String>, ReconcileError> {
-        if self.config.git.message_template.is_some() {
+        if self.entry.git.message_template.is_some() {
             return Ok(None);
         }
         let Some(automation) = &inventory.automation else {
@@ -418,7 +550,10 @@ impl Reconciler {
                     .push(policy);
             }
         }
-        let decided: Vec<ImageDecisions> = futures::stream::iter(by_image)
+        // Futures built first: a closure inside a stream combinator would
+        // make the pass future not `Send` for every lifetime (it is spawned).
+        let jobs: Vec<_> = by_image
+            .into_iter()
             .map(|(key, policies)| async move {
                 let image = &policies[0].image;
                 let (listed, result) = self.tags_of(image, &key, tags).await;
@@ -437,6 +572,8 @@ impl Reconciler {
                 }
                 (listed.then_some(key), decisions)
             })
+            .collect();
+        let decided: Vec<ImageDecisions> = futures::stream::iter(jobs)
             .buffer_unordered(SCAN_CONCURRENCY)
             .collect()
             .await;
@@ -472,7 +609,26 @@ impl Reconciler {
     ) -> (bool, Result<Vec<String>, RegistryError>) {
         match tags {
             Tags::Registry => (true, self.registry.list_tags(image).await),
+            Tags::Memo(memo) => {
+                let known = memo.0.lock().ok().and_then(|m| m.get(key).cloned());
+                if let Some(tags) = known {
+                    return (false, Ok(tags));
+                }
+                let listed = self.registry.list_tags(image).await;
+                if let (Ok(list), Ok(mut memo)) = (&listed, memo.0.lock()) {
+                    memo.insert(key.to_owned(), list.clone());
+                }
+                (true, listed)
+            }
             Tags::Cached(cache) => {
+                if let Some(cached) = cache.get(key) {
+                    return (false, Ok(cached.tags.to_vec()));
+                }
+                // Passes of several entries missing the same image list it
+                // once: the first lists and stores, the others wait and
+                // read the cache.
+                let turn = self.listing.turn(key);
+                let _listing = turn.lock().await;
                 if let Some(cached) = cache.get(key) {
                     return (false, Ok(cached.tags.to_vec()));
                 }
@@ -591,14 +747,15 @@ fn read_inventory(
     repo: &Repo,
     base: &Base,
     config: &Config,
+    entry: &RepositoryConfig,
 ) -> Result<(Inventory, Vec<Finding>), ReconcileError> {
     let source = GitSource::new(repo, base)?;
     let options = inventory::Options {
-        policies_dir: &config.git.policies,
-        scan_dir: &config.git.path,
+        policies_dir: &entry.git.policies,
+        scan_dir: &entry.git.path,
         flux_in_scan_dir: config.flux.scan_path,
         automation: config.flux.automation.as_ref(),
-        automation_path: config.flux.unset.path,
+        automation_path: entry.unset.path,
     };
     Ok(Inventory::build_with(&source, &options)?)
 }
@@ -606,15 +763,18 @@ fn read_inventory(
 /// Branch, push branch and author: the config's, except where it leaves
 /// them unset and a Flux `ImageUpdateAutomation` names them (a push branch
 /// defaults to the checkout branch, as in Flux and in the config).
-fn effective_git(config: &Config, automation: Option<&Automation>) -> (String, String, Author) {
-    let git = &config.git;
+fn effective_git(
+    entry: &RepositoryConfig,
+    automation: Option<&Automation>,
+) -> (String, String, Author) {
+    let git = &entry.git;
     let flux = |value: Option<&String>, unset: bool| value.filter(|_| unset).cloned();
     let branch = flux(
         automation.and_then(|a| a.checkout_branch.as_ref()),
-        config.flux.unset.branch,
+        entry.unset.branch,
     )
     .unwrap_or_else(|| git.branch.clone());
-    let push_branch = if config.flux.unset.push_branch {
+    let push_branch = if entry.unset.push_branch {
         automation
             .and_then(|a| a.push_branch.clone())
             .unwrap_or_else(|| branch.clone())
@@ -622,7 +782,7 @@ fn effective_git(config: &Config, automation: Option<&Automation>) -> (String, S
         git.push_branch.clone()
     };
     let author = match automation.and_then(|a| a.author.as_ref()) {
-        Some((name, email)) if config.flux.unset.author => Author {
+        Some((name, email)) if entry.unset.author => Author {
             name: name.clone(),
             email: email.clone(),
         },
@@ -886,24 +1046,26 @@ mod tests {
         }
     }
 
-    fn config(git_extra: &str) -> Config {
+    fn entry(git_extra: &str) -> RepositoryConfig {
         Config::from_str(
             std::path::Path::new("crowsnest.yaml"),
             &format!("git:\n  url: file:///srv/fleet.git\n{git_extra}"),
         )
         .unwrap()
+        .repositories
+        .remove(0)
     }
 
     #[test]
     fn an_automation_fills_only_the_git_keys_the_config_leaves_unset() {
         let flux = automation();
-        let (branch, push, author) = effective_git(&config(""), Some(&flux));
+        let (branch, push, author) = effective_git(&entry(""), Some(&flux));
         assert_eq!(
             (branch.as_str(), push.as_str()),
             ("release", "image-updates")
         );
         assert_eq!(author.name, "fluxcdbot");
-        let set = config("  branch: main\n  author: { name: Bot, email: bot@example.com }\n");
+        let set = entry("  branch: main\n  author: { name: Bot, email: bot@example.com }\n");
         let (branch, push, author) = effective_git(&set, Some(&flux));
         assert_eq!((branch.as_str(), push.as_str()), ("main", "image-updates"));
         assert_eq!(author.name, "Bot");
@@ -911,9 +1073,9 @@ mod tests {
             push_branch: None,
             ..automation()
         };
-        let (branch, push, _) = effective_git(&config(""), Some(&no_push));
+        let (branch, push, _) = effective_git(&entry(""), Some(&no_push));
         assert_eq!((branch.as_str(), push.as_str()), ("release", "release"));
-        let (branch, push, author) = effective_git(&config(""), None);
+        let (branch, push, author) = effective_git(&entry(""), None);
         assert_eq!((branch.as_str(), push.as_str()), ("main", "main"));
         assert_eq!(author, Author::default());
     }

@@ -2,18 +2,24 @@
 //! and calls into `reconcile` and the registry client; it never patches or
 //! commits itself.
 //!
-//! - Each image repository is scanned once per round however many policies
-//!   watch it, at the shortest interval of its policies, with ±10 % jitter.
+//! - Each image repository is scanned once per round however many
+//!   repository entries and policies watch it, at the shortest interval of
+//!   its policies, with ±10 % jitter. The registry client (rate limits,
+//!   tokens) and the tag cache are one for the whole daemon.
 //!   A repository listed for the first time is rescanned somewhere in the
 //!   second half of its interval, so a fleet listed together at start-up
 //!   spreads out instead of hitting its registries in one burst per round.
 //! - A scan that fails backs off exponentially with jitter (1 s doubling
 //!   to 10 min); the first success resets it.
-//! - A scan whose tags changed, a webhook naming no watched repository (a
-//!   policy may have just been added), or the periodic `scan.interval`
-//!   asks for a pass. Passes run one at a time; everything that arrives
-//!   while one runs is batched into the next, so changes arriving together
-//!   make one commit.
+//! - Each repository entry (`repositories:`, or `git:`) has its own passes,
+//!   backoff and failures: an unreachable remote or a rejected push holds
+//!   back only its entry. A scan whose tags changed asks for a pass of
+//!   every entry watching the image; a webhook naming no watched image (a
+//!   policy may have just been added) and the periodic `scan.interval` ask
+//!   for a pass of every entry. An entry runs one pass at a time, and up
+//!   to four entries pass at once; what arrives while an entry's pass runs
+//!   is batched into its next, so changes arriving together make one
+//!   commit. Scans and webhooks are handled while passes run.
 //! - A pass fetches the repository and reloads its policies (a policy
 //!   change in Git takes effect on the next pass) and takes tags from the
 //!   [`TagCache`] in `stateDir`, so a restart plans from the cache instead
@@ -21,8 +27,11 @@
 //!   timed from its last one.
 //! - A webhook waits [`SchedulerOptions::batch_window`] (50 ms) for others
 //!   that arrive together, then its repositories are scanned at once.
-//! - On shutdown a running pass gets [`SchedulerOptions::shutdown_deadline`]
-//!   (`--shutdown-timeout`) to finish, then is abandoned. A push is one atomic ref update on the
+//! - With `--shard i/N` and one entry, policies are split over the shards;
+//!   with several entries, entries are (an entry and all its policies on
+//!   one shard, so shards never race on a branch).
+//! - On shutdown running passes get [`SchedulerOptions::shutdown_deadline`]
+//!   (`--shutdown-timeout`) to finish, then are abandoned. A push is one atomic ref update on the
 //!   remote, run to completion on a blocking thread either way, so the
 //!   remote never sees half a pass.
 
@@ -37,14 +46,22 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::config::Config;
 use crate::metrics::{Metrics, unix_seconds};
 use crate::model::{PolicyId, Selection, Shard};
-use crate::reconcile::{PassOptions, PassReport, ReconcileError, Reconciler};
+use crate::reconcile::{Fleet, PassOptions, PassReport, ReconcileError, Reconciler, Watched};
 use crate::registry::Registry;
-use crate::status::{CommitStatus, PassStatus, PolicyStatus, SharedStatus, timestamp};
+use crate::status::{
+    CommitStatus, PassStatus, PolicyStatus, RepositoryStatus, SharedStatus, timestamp,
+};
 use crate::tagcache::TagCache;
 use crate::webhooks::Push;
 
-/// Repositories scanned at once.
+/// Images scanned at once.
 const SCAN_CONCURRENCY: usize = 8;
+/// Passes of different repository entries run at once (entries sharing a
+/// clone take turns on it for their git work).
+const PASS_CONCURRENCY: usize = 4;
+/// A repository whose first passes fail this many times in a row no longer
+/// keeps the daemon unready (its failure is its own).
+const READY_AFTER_FAILURES: u32 = 3;
 /// First retry delay after an error.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Longest retry delay after repeated errors.
@@ -124,7 +141,9 @@ pub fn first_rescan(interval: Duration) -> Duration {
     interval.mul_f64(rand::random_range(0.5..=1.0))
 }
 
-struct Repo {
+/// An image repository on the timetable, shared by every repository
+/// entry and policy that watches it.
+struct Image {
     image: crate::model::ImageName,
     interval: Duration,
     next_scan: Instant,
@@ -148,12 +167,35 @@ struct PolicyState {
     not_numeric: bool,
 }
 
-/// How a pass ended.
-enum Ended {
-    Done(Box<Result<PassReport, ReconcileError>>),
-    /// Shutdown came and the deadline passed.
-    Abandoned,
+/// One repository entry: its passes, its failures, what it watches.
+struct Entry {
+    reconciler: Arc<Reconciler>,
+    next_pass: Instant,
+    /// A pass is asked for (tags changed, webhook, start-up).
+    wanted: bool,
+    running: bool,
+    /// Failures in a row.
+    failures: u32,
+    /// Its first pass finished, or failed [`READY_AFTER_FAILURES`] times.
+    settled: bool,
+    /// The policies its last finished pass watched.
+    watched: Vec<Watched>,
+    policies: BTreeMap<PolicyId, PolicyState>,
+    status: RepositoryStatus,
 }
+
+impl Entry {
+    fn name(&self) -> &str {
+        self.reconciler.name()
+    }
+
+    fn watches(&self, image: &str) -> bool {
+        self.watched.iter().any(|w| w.image.canonical() == image)
+    }
+}
+
+/// A finished pass: the entry's index, how long it took, how it ended.
+type Done = (usize, Duration, Result<PassReport, ReconcileError>);
 
 pub struct Scheduler {
     config: Config,
@@ -162,8 +204,11 @@ pub struct Scheduler {
     cache: Arc<TagCache>,
     status: SharedStatus,
     metrics: Arc<Metrics>,
-    repos: BTreeMap<String, Repo>,
-    policies: BTreeMap<PolicyId, PolicyState>,
+    images: BTreeMap<String, Image>,
+    entries: Vec<Entry>,
+    /// The policy shard each pass decides: `--shard` with one repository
+    /// entry; with several, shards split the entries instead.
+    policy_shard: Option<Shard>,
 }
 
 impl Scheduler {
@@ -175,16 +220,61 @@ impl Scheduler {
         status: SharedStatus,
         metrics: Arc<Metrics>,
     ) -> Scheduler {
-        Scheduler {
+        let fleet = Fleet::new(&config, &registry);
+        let several = fleet.entries().len() > 1;
+        let now = Instant::now();
+        let entries: Vec<Entry> = fleet
+            .entries()
+            .iter()
+            .filter(|r| !several || options.shard.is_none_or(|s| s.owns_repository(r.name())))
+            .map(|reconciler| {
+                let git = &reconciler.entry().git;
+                Entry {
+                    status: RepositoryStatus {
+                        name: reconciler.name().to_owned(),
+                        remote: crate::git::redact_url(&git.url),
+                        branch: git.branch.clone(),
+                        push_branch: git.push_branch.clone(),
+                        ..RepositoryStatus::default()
+                    },
+                    reconciler: reconciler.clone(),
+                    next_pass: now,
+                    wanted: true,
+                    running: false,
+                    failures: 0,
+                    settled: false,
+                    watched: Vec::new(),
+                    policies: BTreeMap::new(),
+                }
+            })
+            .collect();
+        if several {
+            info!(
+                repositories = entries.len(),
+                of = fleet.entries().len(),
+                shard = options.shard.map(|s| s.to_string()).unwrap_or_default(),
+                "repositories of this shard"
+            );
+        }
+        let policy_shard = if several { None } else { options.shard };
+        let scheduler = Scheduler {
             config,
             options,
             registry,
             cache,
             status,
             metrics,
-            repos: BTreeMap::new(),
-            policies: BTreeMap::new(),
+            images: BTreeMap::new(),
+            entries,
+            policy_shard,
+        };
+        if scheduler.entries.is_empty() {
+            warn!("this shard has no repository entries: nothing to do");
+            scheduler.metrics.ready.set(1);
+            scheduler.write_status(|s| s.ready = true);
         }
+        scheduler.publish();
+        scheduler
     }
 
     /// Runs until `shutdown` turns true (or its sender is dropped).
@@ -193,34 +283,25 @@ impl Scheduler {
         mut triggers: mpsc::Receiver<Vec<Push>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let Some(reconciler) = self.connect(&mut shutdown).await else {
-            return;
-        };
-        let mut next_pass = Instant::now();
-        let mut pass_wanted = true;
-        let mut pass_failures = 0u32;
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let wake = self
-                .repos
-                .values()
-                .map(|r| r.next_scan)
-                .chain([next_pass])
-                .min()
-                .unwrap_or(next_pass);
+            self.start_passes(&done_tx);
+            let wake = self.wake();
             tokio::select! {
                 _ = tokio::time::sleep_until(wake.into()) => {}
                 pushes = triggers.recv() => {
                     let Some(pushes) = pushes else { break };
-                    pass_wanted |= self.on_pushes(&pushes);
+                    self.on_pushes(&pushes);
                     // Batch whatever else arrives together.
                     tokio::time::sleep(self.options.batch_window).await;
                     while let Ok(more) = triggers.try_recv() {
-                        pass_wanted |= self.on_pushes(&more);
+                        self.on_pushes(&more);
                     }
                 }
+                Some(done) = done_rx.recv() => self.finished(done),
                 changed = shutdown.changed() => {
                     // An error: the sender is gone, which also means stop.
                     if changed.is_err() {
@@ -231,90 +312,122 @@ impl Scheduler {
             }
             let now = Instant::now();
             let due: Vec<String> = self
-                .repos
+                .images
                 .iter()
                 .filter(|(_, r)| r.next_scan <= now)
                 .map(|(k, _)| k.clone())
                 .collect();
             if !due.is_empty() {
                 tokio::select! {
-                    changed = self.scan(&due) => pass_wanted |= changed,
+                    changed = self.scan(&due) => self.want_for(&changed),
                     _ = shutdown.changed() => {
                         info!("shutting down: abandoning the scans in flight (they have no side effects)");
                         break;
                     }
                 }
-                self.publish();
-            }
-            if !(pass_wanted || next_pass <= Instant::now()) {
-                continue;
-            }
-            pass_wanted = false;
-            let ended = match self.pass(&reconciler, &mut shutdown).await {
-                Ended::Done(result) => *result,
-                Ended::Abandoned => break,
-            };
-            match ended {
-                Ok(report) => {
-                    pass_failures = 0;
-                    next_pass = Instant::now() + jittered(self.config.scan.interval);
-                    self.passed(report);
-                }
-                Err(e) => {
-                    pass_failures += 1;
-                    let delay = jittered(backoff(pass_failures)).min(self.config.scan.interval);
-                    warn!(error = %e, kind = e.kind(), retry_in = ?delay, "pass failed");
-                    self.failed(&e);
-                    next_pass = Instant::now() + delay;
-                }
             }
             self.publish();
         }
+        self.drain(&mut done_rx).await;
         info!("scheduler stopped");
     }
 
-    /// Opens (cloning if needed) the repository, retrying with backoff.
-    async fn connect(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<Reconciler> {
-        let mut failures = 0;
-        loop {
-            let attempt = Reconciler::with_registry(self.config.clone(), self.registry.clone());
-            let result = tokio::select! {
-                r = attempt => r,
-                _ = shutdown.changed() => return None,
-            };
-            match result {
-                Ok(reconciler) => return Some(reconciler),
-                Err(e) => {
-                    failures += 1;
-                    let delay = jittered(backoff(failures));
-                    warn!(error = %e, retry_in = ?delay, "cannot open the repository");
-                    self.metrics.error(e.kind());
-                    self.write_status(|s| s.last_error = Some(e.to_string()));
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.changed() => return None,
-                    }
-                }
+    /// Starts a pass for every entry that wants one or is due, at most
+    /// [`PASS_CONCURRENCY`] at a time.
+    fn start_passes(&mut self, done: &mpsc::UnboundedSender<Done>) {
+        let now = Instant::now();
+        let mut running = self.entries.iter().filter(|e| e.running).count();
+        for (index, entry) in self.entries.iter_mut().enumerate() {
+            if running >= PASS_CONCURRENCY {
+                break;
             }
+            if entry.running || !(entry.wanted || entry.next_pass <= now) {
+                continue;
+            }
+            entry.wanted = false;
+            entry.running = true;
+            running += 1;
+            let reconciler = entry.reconciler.clone();
+            let cache = self.cache.clone();
+            let done = done.clone();
+            let options = PassOptions {
+                dry_run: false,
+                shard: self.policy_shard,
+                log_findings: true,
+            };
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = reconciler.pass_cached(options, &cache).await;
+                // The scheduler is gone only when shutting down.
+                let _ = done.send((index, started.elapsed(), result));
+            });
         }
     }
 
-    /// Marks the repositories the pushes name as due now. Returns true
-    /// when some push names no watched repository: a pass then reloads the
-    /// policies (one may have just been added for it).
-    fn on_pushes(&mut self, pushes: &[Push]) -> bool {
+    /// The next moment something is due: a scan, or a pass of an idle
+    /// entry (when another pass may start).
+    fn wake(&self) -> Instant {
         let now = Instant::now();
-        let mut unknown = false;
+        let can_start = self.entries.iter().filter(|e| e.running).count() < PASS_CONCURRENCY;
+        let passes = self
+            .entries
+            .iter()
+            .filter(|e| can_start && !e.running)
+            .map(|e| if e.wanted { now } else { e.next_pass });
+        self.images
+            .values()
+            .map(|r| r.next_scan)
+            .chain(passes)
+            .min()
+            .unwrap_or(now + self.config.scan.interval)
+    }
+
+    /// After shutdown: lets running passes finish within the deadline.
+    async fn drain(&mut self, done: &mut mpsc::UnboundedReceiver<Done>) {
+        if !self.entries.iter().any(|e| e.running) {
+            return;
+        }
+        let deadline = self.options.shutdown_deadline;
+        let running = self.entries.iter().filter(|e| e.running).count();
+        if running == 1 {
+            info!(?deadline, "shutting down: letting the running pass finish");
+        } else {
+            info!(
+                ?deadline,
+                running, "shutting down: letting the running passes finish"
+            );
+        }
+        let until = Instant::now() + deadline;
+        while self.entries.iter().any(|e| e.running) {
+            tokio::select! {
+                Some(finished) = done.recv() => self.finished(finished),
+                _ = tokio::time::sleep_until(until.into()) => {
+                    for entry in self.entries.iter().filter(|e| e.running) {
+                        warn!(repository = entry.name(), ?deadline, "shutting down: abandoned the pass at the deadline; nothing half-pushed (a push is one atomic ref update)");
+                        Metrics::counted_for(&self.metrics.passes, entry.name(), "abandoned");
+                    }
+                    return;
+                }
+            }
+        }
+        self.publish();
+    }
+
+    /// Marks the images the pushes name as due now. A push naming no
+    /// watched image asks every entry for a pass: it reloads the policies
+    /// (one may have just been added for it).
+    fn on_pushes(&mut self, pushes: &[Push]) {
+        let now = Instant::now();
         for push in pushes {
             let mut keys: Vec<&String> = self
-                .repos
+                .images
                 .iter()
                 .filter(|(_, r)| push.matches(&r.image))
                 .map(|(k, _)| k)
                 .collect();
             if keys.is_empty() {
                 keys = self
-                    .repos
+                    .images
                     .iter()
                     .filter(|(_, r)| push.matches_path(&r.image))
                     .map(|(k, _)| k)
@@ -322,25 +435,36 @@ impl Scheduler {
             }
             if keys.is_empty() {
                 info!(repository = %push.repository, tag = push.tag.as_deref().unwrap_or(""), "webhook names no watched repository; reloading policies");
-                unknown = true;
+                for entry in &mut self.entries {
+                    entry.wanted = true;
+                }
                 continue;
             }
             let keys: Vec<String> = keys.into_iter().cloned().collect();
             for key in keys {
                 info!(image = %key, tag = push.tag.as_deref().unwrap_or(""), "webhook: scanning now");
-                if let Some(repo) = self.repos.get_mut(&key) {
-                    repo.next_scan = now;
+                if let Some(image) = self.images.get_mut(&key) {
+                    image.next_scan = now;
                 }
             }
         }
-        unknown
     }
 
-    /// Lists the tags of `due` repositories. Returns whether any changed.
-    async fn scan(&mut self, due: &[String]) -> bool {
+    /// Asks for a pass of every entry watching one of `images`.
+    fn want_for(&mut self, images: &BTreeSet<String>) {
+        for entry in &mut self.entries {
+            if images.iter().any(|i| entry.watches(i)) {
+                entry.wanted = true;
+            }
+        }
+    }
+
+    /// Lists the tags of `due` images, each once for every entry watching
+    /// it. Returns those whose tags changed.
+    async fn scan(&mut self, due: &[String]) -> BTreeSet<String> {
         let jobs: Vec<(String, crate::model::ImageName)> = due
             .iter()
-            .filter_map(|k| self.repos.get(k).map(|r| (k.clone(), r.image.clone())))
+            .filter_map(|k| self.images.get(k).map(|r| (k.clone(), r.image.clone())))
             .collect();
         let registry = &self.registry;
         let results: Vec<(String, Duration, Result<Vec<String>, _>)> = futures::stream::iter(jobs)
@@ -356,12 +480,12 @@ impl Scheduler {
             .buffer_unordered(SCAN_CONCURRENCY)
             .collect()
             .await;
-        let mut changed = false;
+        let mut changed = BTreeSet::new();
         let now = Instant::now();
         let wall = SystemTime::now();
         for (key, took, result) in results {
             self.metrics.scan_duration.observe(took.as_secs_f64());
-            let Some(repo) = self.repos.get_mut(&key) else {
+            let Some(image) = self.images.get_mut(&key) else {
                 continue;
             };
             match result {
@@ -371,172 +495,161 @@ impl Scheduler {
                     match self.cache.store(&key, &tags, wall) {
                         Ok(true) => {
                             info!(image = %key, tags = tags.len(), "tags changed");
-                            changed = true;
+                            changed.insert(key.clone());
                         }
                         Ok(false) => debug!(image = %key, tags = tags.len(), "tags unchanged"),
                         Err(e) => {
                             warn!(image = %key, error = %e, "cannot persist the tag cache");
                             self.metrics.error("cache");
-                            changed = true;
+                            changed.insert(key.clone());
                         }
                     }
-                    repo.failures = 0;
-                    repo.last_scan = Some(wall);
-                    repo.last_error = None;
-                    repo.next_scan = now + jittered(repo.interval);
+                    image.failures = 0;
+                    image.last_scan = Some(wall);
+                    image.last_error = None;
+                    image.next_scan = now + jittered(image.interval);
                 }
                 Err(e) => {
                     Metrics::counted(&self.metrics.scans, "error");
                     self.metrics.error(e.kind());
-                    repo.failures += 1;
-                    let delay = jittered(backoff(repo.failures));
+                    image.failures += 1;
+                    let delay = jittered(backoff(image.failures));
                     warn!(image = %key, error = %e, retry_in = ?delay, "scan failed");
-                    repo.last_error = Some(e.to_string());
-                    repo.next_scan = now + delay;
+                    image.last_error = Some(e.to_string());
+                    image.next_scan = now + delay;
                 }
             }
         }
         changed
     }
 
-    /// One pass, finished or abandoned within the deadline on shutdown.
-    async fn pass(
-        &mut self,
-        reconciler: &Reconciler,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Ended {
-        let options = PassOptions {
-            dry_run: false,
-            shard: self.options.shard,
-            log_findings: true,
+    /// Takes in a finished pass of entry `index`.
+    fn finished(&mut self, (index, took, result): Done) {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let interval = self.config.scan.interval;
+        let metrics = self.metrics.clone();
+        let Some(entry) = self.entries.get_mut(index) else {
+            return;
         };
-        let started = Instant::now();
-        let pass = reconciler.pass_cached(options, &self.cache);
-        tokio::pin!(pass);
-        let result = tokio::select! {
-            r = &mut pass => r,
-            _ = shutdown.changed() => {
-                let deadline = self.options.shutdown_deadline;
-                info!(?deadline, "shutting down: letting the running pass finish");
-                match tokio::time::timeout(deadline, &mut pass).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        warn!(?deadline, "shutting down: abandoned the pass at the deadline; nothing half-pushed (a push is one atomic ref update)");
-                        Metrics::counted(&self.metrics.passes, "abandoned");
-                        return Ended::Abandoned;
-                    }
-                }
-            }
-        };
-        let took = started.elapsed();
-        self.metrics.pass_duration.observe(took.as_secs_f64());
-        self.metrics.last_pass.set(unix_seconds(SystemTime::now()));
+        entry.running = false;
+        let name = entry.name().to_owned();
+        metrics.pass_duration.observe(took.as_secs_f64());
+        Metrics::of(&metrics.last_pass, &name).set(unix_seconds(wall));
         let (label, changes) = match &result {
             Ok(r) if r.is_clean() => ("ok", r.changes.len()),
             Ok(r) => ("failed", r.changes.len()),
             Err(_) => ("failed", 0),
         };
-        Metrics::counted(&self.metrics.passes, label);
-        self.write_status(|s| {
-            s.last_pass = Some(PassStatus {
-                finished_at: timestamp(SystemTime::now()),
-                duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-                result: label.to_owned(),
-                changes,
-            })
+        Metrics::counted_for(&metrics.passes, &name, label);
+        entry.status.last_pass = Some(PassStatus {
+            finished_at: timestamp(wall),
+            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            result: label.to_owned(),
+            changes,
         });
-        Ended::Done(Box::new(result))
+        match result {
+            Ok(report) => {
+                entry.failures = 0;
+                entry.next_pass = now + jittered(interval);
+                if !entry.settled {
+                    info!(repository = %name, policies = report.watched.len(), "first pass done");
+                }
+                entry.settled = true;
+                entry.status.ready = true;
+                self.passed(index, report, wall);
+            }
+            Err(e) => {
+                entry.failures += 1;
+                let delay = jittered(backoff(entry.failures)).min(interval);
+                warn!(repository = %name, error = %e, kind = e.kind(), retry_in = ?delay, "pass failed");
+                entry.next_pass = now + delay;
+                if entry.failures >= READY_AFTER_FAILURES {
+                    entry.settled = true;
+                }
+                metrics.error(e.kind());
+                if matches!(e, ReconcileError::Rejected { .. }) {
+                    Metrics::counted_for(&metrics.pushes, &name, "rejected");
+                }
+                entry.status.last_error = Some(e.to_string());
+            }
+        }
+        if !self.status_ready() && self.entries.iter().all(|e| e.settled) {
+            self.metrics.ready.set(1);
+            self.write_status(|s| s.ready = true);
+            info!(repositories = self.entries.len(), "ready");
+        }
+        self.publish();
     }
 
     /// Takes in what a pass found: the policies to watch, their picks,
     /// the commit.
-    fn passed(&mut self, report: PassReport) {
-        if !self.status_ready() {
-            self.metrics.ready.set(1);
-            self.write_status(|s| s.ready = true);
-            info!(policies = report.watched.len(), "ready");
-        }
+    fn passed(&mut self, index: usize, report: PassReport, wall: SystemTime) {
+        let metrics = self.metrics.clone();
+        let entry = &mut self.entries[index];
+        let name = entry.name().to_owned();
         for failure in &report.failures {
-            self.metrics.error(failure.kind);
+            metrics.error(failure.kind);
         }
-        self.metrics.conflicts.inc_by(u64::from(report.conflicts));
-        self.metrics.findings_of(&report.findings);
+        Metrics::of(&metrics.conflicts, &name).inc_by(u64::from(report.conflicts));
+        metrics.findings_of(&name, &report.findings);
         let findings: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
         if !findings.is_empty() {
-            self.metrics.error("repository");
+            metrics.error("repository");
         }
         if report.findings.iter().any(|f| f.holds_everything()) {
-            let summary = format!(
+            entry.status.last_error = Some(format!(
                 "{} problem(s) in the repository's policies or manifests; nothing is changed while the automation is broken",
                 findings.len()
-            );
-            self.write_status(|s| {
-                s.findings = findings;
-                s.last_error = Some(summary);
-            });
+            ));
+            entry.status.findings = findings;
             // The pass stopped before deciding anything: the watch list
             // stays what the last pass said.
             return;
         }
-        let wall = SystemTime::now();
         if let Some(commit) = &report.commit {
-            self.metrics.commits.inc();
-            Metrics::counted(&self.metrics.pushes, "pushed");
-            self.metrics.last_commit.set(unix_seconds(wall));
-            let updates: Vec<String> = report.updates.iter().map(|u| u.to_string()).collect();
-            let id = commit.clone();
-            self.write_status(|s| {
-                s.last_commit = Some(CommitStatus {
-                    id,
-                    at: timestamp(wall),
-                    updates,
-                })
+            Metrics::of(&metrics.commits, &name).inc();
+            Metrics::counted_for(&metrics.pushes, &name, "pushed");
+            Metrics::of(&metrics.last_commit, &name).set(unix_seconds(wall));
+            entry.status.last_commit = Some(CommitStatus {
+                id: commit.clone(),
+                at: timestamp(wall),
+                updates: report.updates.iter().map(|u| u.to_string()).collect(),
             });
         }
-        self.write_status(|s| {
-            s.findings = findings;
-            s.last_error = None;
-        });
-        self.watch(&report, wall);
-    }
-
-    fn failed(&mut self, error: &ReconcileError) {
-        self.metrics.error(error.kind());
-        if matches!(error, ReconcileError::Rejected { .. }) {
-            Metrics::counted(&self.metrics.pushes, "rejected");
+        if let Some(branch) = &report.branch {
+            entry.status.push_branch = branch.clone();
         }
-        let text = error.to_string();
-        self.write_status(|s| s.last_error = Some(text));
+        entry.status.findings = findings;
+        entry.status.last_error = None;
+        entry.watched = report.watched.clone();
+        self.policy_table(index, &report);
+        self.timetable(&report.listed, wall);
     }
 
-    /// Rebuilds the timetable and the policy table from a pass.
-    fn watch(&mut self, report: &PassReport, wall: SystemTime) {
+    /// Rebuilds the timetable from what every entry watches: each image
+    /// once, at the shortest interval of all the policies watching it.
+    fn timetable(&mut self, listed: &[String], wall: SystemTime) {
         let now = Instant::now();
         let default = self.config.scan.interval;
         let mut intervals: BTreeMap<String, (crate::model::ImageName, Vec<Option<Duration>>)> =
             BTreeMap::new();
-        for w in &report.watched {
+        for w in self.entries.iter().flat_map(|e| &e.watched) {
             intervals
                 .entry(w.image.canonical())
                 .or_insert_with(|| (w.image.clone(), Vec::new()))
                 .1
                 .push(w.interval);
         }
-        let listed: BTreeSet<&String> = report.listed.iter().collect();
-        let failed: BTreeMap<&PolicyId, &str> = report
-            .failures
-            .iter()
-            .map(|f| (&f.policy, f.message.as_str()))
-            .collect();
-        // Repositories no longer watched.
+        let listed: BTreeSet<&String> = listed.iter().collect();
         let gone: Vec<String> = self
-            .repos
+            .images
             .keys()
             .filter(|k| !intervals.contains_key(*k))
             .cloned()
             .collect();
         for key in gone {
-            self.repos.remove(&key);
+            self.images.remove(&key);
             self.metrics.forget_image(&key);
         }
         for (key, (image, policy_intervals)) in intervals {
@@ -545,14 +658,14 @@ impl Scheduler {
             if let Some(c) = &cached {
                 self.metrics.tags_of(&key, c.tags.len());
             }
-            match self.repos.get_mut(&key) {
-                Some(repo) => {
-                    if interval < repo.interval {
-                        repo.next_scan = repo.next_scan.min(now + jittered(interval));
+            match self.images.get_mut(&key) {
+                Some(known) => {
+                    if interval < known.interval {
+                        known.next_scan = known.next_scan.min(now + jittered(interval));
                     }
-                    repo.interval = interval;
+                    known.interval = interval;
                     if listed.contains(&key) {
-                        repo.last_scan = Some(wall);
+                        known.last_scan = Some(wall);
                     }
                 }
                 None => {
@@ -568,9 +681,9 @@ impl Scheduler {
                         // Listing failed in the pass: retry soon.
                         None => (now + jittered(backoff(1)), None, 1),
                     };
-                    self.repos.insert(
+                    self.images.insert(
                         key,
-                        Repo {
+                        Image {
                             image,
                             interval,
                             next_scan,
@@ -582,6 +695,25 @@ impl Scheduler {
                 }
             }
         }
+        let policies: usize = self.entries.iter().map(|e| e.watched.len()).sum();
+        self.metrics
+            .policies
+            .set(i64::try_from(policies).unwrap_or(i64::MAX));
+        self.metrics
+            .repositories
+            .set(i64::try_from(self.images.len()).unwrap_or(i64::MAX));
+    }
+
+    /// Rebuilds entry `index`'s policy table from its pass.
+    fn policy_table(&mut self, index: usize, report: &PassReport) {
+        let metrics = self.metrics.clone();
+        let entry = &mut self.entries[index];
+        let name = entry.name().to_owned();
+        let failed: BTreeMap<&PolicyId, &str> = report
+            .failures
+            .iter()
+            .map(|f| (&f.policy, f.message.as_str()))
+            .collect();
         let changed: BTreeSet<&PolicyId> = if report.commit.is_some() {
             report.changes.iter().map(|c| &c.policy).collect()
         } else {
@@ -595,25 +727,26 @@ impl Scheduler {
         }
         let mut policies = BTreeMap::new();
         for w in &report.watched {
-            let mut state = self.policies.remove(&w.id).unwrap_or_default();
+            let mut state = entry.policies.remove(&w.id).unwrap_or_default();
             state.findings = held.remove(&w.id).unwrap_or_default();
             let selection = report.selections.get(&w.id).cloned();
             let image = w.image.written.clone();
             match (&selection, &state.latest) {
-                (Some(new), old) => self.metrics.select(
+                (Some(new), old) => metrics.select(
+                    &name,
                     &w.id,
                     &image,
                     old.as_ref().map(|o| o.tag.as_str()),
                     &new.tag,
                 ),
-                (None, Some(old)) => self.metrics.unselect(&w.id, &state.image, &old.tag),
+                (None, Some(old)) => metrics.unselect(&name, &w.id, &state.image, &old.tag),
                 (None, None) => {}
             }
             if let Some(&count) = report.not_numeric.get(&w.id) {
                 if state.not_numeric && state.image != image {
-                    self.metrics.forget_not_numeric(&w.id, &state.image);
+                    metrics.forget_not_numeric(&name, &w.id, &state.image);
                 }
-                self.metrics.not_numeric(&w.id, &image, count);
+                metrics.not_numeric(&name, &w.id, &image, count);
                 state.not_numeric = true;
             }
             state.current = match (&selection, changed.contains(&w.id)) {
@@ -629,12 +762,12 @@ impl Scheduler {
             state.last_error = failed.get(&w.id).map(|m| (*m).to_owned());
             policies.insert(w.id.clone(), state);
         }
-        for (id, old) in std::mem::take(&mut self.policies) {
+        for (id, old) in std::mem::take(&mut entry.policies) {
             if let Some(latest) = old.latest {
-                self.metrics.unselect(&id, &old.image, &latest.tag);
+                metrics.unselect(&name, &id, &old.image, &latest.tag);
             }
             if old.not_numeric {
-                self.metrics.forget_not_numeric(&id, &old.image);
+                metrics.forget_not_numeric(&name, &id, &old.image);
             }
         }
         // Policies that are disabled, or only named by markers that no
@@ -648,13 +781,7 @@ impl Scheduler {
                 },
             );
         }
-        self.policies = policies;
-        self.metrics
-            .policies
-            .set(i64::try_from(report.watched.len()).unwrap_or(i64::MAX));
-        self.metrics
-            .repositories
-            .set(i64::try_from(self.repos.len()).unwrap_or(i64::MAX));
+        entry.policies = policies;
     }
 
     fn status_ready(&self) -> bool {
@@ -666,15 +793,16 @@ impl Scheduler {
         change(&mut status);
     }
 
-    /// Publishes the policy table into the shared status.
+    /// Publishes the repositories and their policy tables into the
+    /// shared status.
     fn publish(&self) {
-        let policies: Vec<PolicyStatus> = self
-            .policies
-            .iter()
-            .map(|(id, p)| {
-                let repo = self.repos.get(&p.image_key);
+        let mut policies = Vec::new();
+        for entry in &self.entries {
+            for (id, p) in &entry.policies {
+                let image = self.images.get(&p.image_key);
                 let latest = p.latest.as_ref().map(|s| s.tag.clone());
-                PolicyStatus {
+                policies.push(PolicyStatus {
+                    repository: entry.name().to_owned(),
                     id: id.to_string(),
                     image: p.image.clone(),
                     up_to_date: latest
@@ -683,17 +811,21 @@ impl Scheduler {
                     current: p.current.clone(),
                     latest,
                     digest: p.latest.as_ref().and_then(|s| s.digest.clone()),
-                    last_scan: repo.and_then(|r| r.last_scan).map(timestamp),
+                    last_scan: image.and_then(|r| r.last_scan).map(timestamp),
                     last_commit: p.last_commit.clone(),
                     last_error: p
                         .last_error
                         .clone()
-                        .or_else(|| repo.and_then(|r| r.last_error.clone())),
+                        .or_else(|| image.and_then(|r| r.last_error.clone())),
                     findings: p.findings.clone(),
-                }
-            })
-            .collect();
-        self.write_status(|s| s.policies = policies);
+                });
+            }
+        }
+        let repositories = self.entries.iter().map(|e| e.status.clone()).collect();
+        self.write_status(|s| {
+            s.repositories = repositories;
+            s.policies = policies;
+        });
     }
 }
 

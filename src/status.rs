@@ -14,25 +14,38 @@ pub type SharedStatus = Arc<RwLock<Status>>;
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
-    /// True once the repository is cloned and its policies loaded.
+    /// True once every repository of this shard has had its first pass
+    /// (finished, or failed on its own: an unreachable remote does not
+    /// keep the daemon unready).
     pub ready: bool,
     pub version: String,
     /// `I/N` with `--shard`.
     pub shard: Option<String>,
+    pub started_at: String,
+    /// The repository entries of this shard, in config order.
+    pub repositories: Vec<RepositoryStatus>,
+    /// Every policy of every repository, by repository then id.
+    pub policies: Vec<PolicyStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryStatus {
+    /// The entry's name in the config.
+    pub name: String,
     /// The Git remote (never holds a password: the config refuses one).
     pub remote: String,
     pub branch: String,
     pub push_branch: String,
-    pub started_at: String,
+    /// True once its first pass finished.
+    pub ready: bool,
     pub last_pass: Option<PassStatus>,
     pub last_commit: Option<CommitStatus>,
-    /// The last failure of the daemon as a whole (clone, fetch, push).
+    /// The last failure of the repository as a whole (clone, fetch, push).
     pub last_error: Option<String>,
-    /// Problems in the repository's policies or manifests at the last
-    /// pass (`file:line:col: message`); each holds back only what it
-    /// touches.
+    /// Problems in its policies or manifests at the last pass
+    /// (`file:line:col: message`); each holds back only what it touches.
     pub findings: Vec<String>,
-    pub policies: Vec<PolicyStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +70,8 @@ pub struct CommitStatus {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyStatus {
+    /// The repository entry whose files use it.
+    pub repository: String,
     /// `namespace:name`.
     pub id: String,
     /// Empty for a policy that could not be read (see `findings`).

@@ -171,7 +171,7 @@ fn registry_notifications_reach_a_signed_commit_and_policy_changes_take_effect()
     daemon.wait_until(
         "the status to show the commit",
         Duration::from_secs(5),
-        |d| d.status()["lastCommit"]["id"] == fx.remote.tip("main").as_str(),
+        |d| d.status()["repositories"][0]["lastCommit"]["id"] == fx.remote.tip("main").as_str(),
     );
     let status = daemon.status();
     let app = policy_of(&status, "default:app");
@@ -182,11 +182,11 @@ fn registry_notifications_reach_a_signed_commit_and_policy_changes_take_effect()
     let metrics = daemon.metrics();
     for expected in [
         "crowsnest_webhooks_total{source=\"distribution\",result=\"accepted\"}".to_owned(),
-        "crowsnest_commits_total 1".to_owned(),
-        "crowsnest_pushes_total{result=\"pushed\"} 1".to_owned(),
+        "crowsnest_commits_total{repository=\"default\"} 1".to_owned(),
+        "crowsnest_pushes_total{repository=\"default\",result=\"pushed\"} 1".to_owned(),
         "crowsnest_ready 1".to_owned(),
         format!(
-            "crowsnest_policy_selected{{policy=\"default:app\",image=\"{}/demo/app\",tag=\"1.1.0\"}} 1",
+            "crowsnest_policy_selected{{repository=\"default\",policy=\"default:app\",image=\"{}/demo/app\",tag=\"1.1.0\"}} 1",
             fx.registry.host()
         ),
         format!(
@@ -237,14 +237,16 @@ fn registry_notifications_reach_a_signed_commit_and_policy_changes_take_effect()
         fx.pins("other", "21")
     });
     let skipped = format!(
-        "crowsnest_policy_tags_not_numeric{{policy=\"default:other\",image=\"{host}/demo/other\"}} 2"
+        "crowsnest_policy_tags_not_numeric{{repository=\"default\",policy=\"default:other\",image=\"{host}/demo/other\"}} 2"
     );
     daemon.wait_until("the not-numeric metric", Duration::from_secs(5), |d| {
         d.metrics().contains(&skipped)
     });
     let metrics = daemon.metrics();
     assert!(
-        !metrics.contains("crowsnest_policy_tags_not_numeric{policy=\"default:app\""),
+        !metrics.contains(
+            "crowsnest_policy_tags_not_numeric{repository=\"default\",policy=\"default:app\""
+        ),
         "only numerical policies have the series:\n{metrics}"
     );
     // A wrong token is refused and triggers nothing.
@@ -390,7 +392,7 @@ fn the_status_page_renders_in_headless_chromium() {
     let mut daemon = fx.start("main", fx.port, "1h", &[]);
     daemon.wait_ready();
     daemon.wait_until("the commit", Duration::from_secs(20), |d| {
-        d.status()["lastCommit"].is_object()
+        d.status()["repositories"][0]["lastCommit"].is_object()
     });
     let (code, html) = daemon.get("/");
     assert_eq!(code, 200);
@@ -681,7 +683,9 @@ fn sigterm_during_a_push_finishes_or_abandons_the_pass_cleanly() {
     assert!(
         daemon
             .log_text()
-            .contains("letting the running pass finish")
+            .contains("letting the running pass finish"),
+        "{}",
+        daemon.log_text()
     );
 
     // Abandon: a 1 s deadline against a 5 s hook.

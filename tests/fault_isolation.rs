@@ -170,13 +170,17 @@ fn run_updates_the_good_policy_and_reports_every_problem_on_every_pass() {
             fx.deployed() == "6.2.0"
                 && d.metrics()
                     .lines()
-                    .find_map(|l| l.strip_prefix("crowsnest_passes_total{result=\"failed\"} "))
+                    .find_map(|l| {
+                        l.strip_prefix(
+                            "crowsnest_passes_total{repository=\"default\",result=\"failed\"} ",
+                        )
+                    })
                     .and_then(|n| n.parse::<f64>().ok())
                     .is_some_and(|n| n >= 4.0)
         },
     );
     let status = daemon.status();
-    let findings: Vec<&str> = status["findings"]
+    let findings: Vec<&str> = status["repositories"][0]["findings"]
         .as_array()
         .unwrap()
         .iter()
@@ -228,7 +232,7 @@ fn run_updates_the_good_policy_and_reports_every_problem_on_every_pass() {
         ("target", 0),
         ("automation", 0),
     ] {
-        let line = format!("crowsnest_findings{{kind=\"{kind}\"}} {count}");
+        let line = format!("crowsnest_findings{{repository=\"default\",kind=\"{kind}\"}} {count}");
         assert!(metrics.contains(&line), "{line} in\n{metrics}");
     }
     let (_, page) = daemon.get("/");

@@ -992,7 +992,8 @@ fn config_reads_the_daemons_clone_with_its_policy_folder_and_path() {
     );
 
     let config = crowsnest::config::Config::load(&config_file).expect("valid config");
-    crowsnest::git::Repo::open(&config.git, &config.state_dir).expect("clone");
+    let entry = &config.repositories[0];
+    crowsnest::git::Repo::open(&entry.git, &entry.clone_dir).expect("clone");
     let output = crowsnest(&["--config", config_path, "--json"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let found: Vec<(String, String, String, String)> = entries(&output)

@@ -26,15 +26,26 @@ pub async fn run(args: CheckArgs) -> Exit {
         (None, Some(_)) => None,
     };
     if let Some(dir) = dir {
-        let options = match &config {
-            Some(c) => Options {
-                policies_dir: &c.git.policies,
-                scan_dir: &c.git.path,
+        let entry = match config
+            .as_ref()
+            .map(|c| c.repository(args.repository.as_deref()))
+        {
+            Some(Err(message)) => {
+                eprintln!("error: {message}");
+                return Exit::Usage;
+            }
+            Some(Ok(entry)) => Some(entry),
+            None => None,
+        };
+        let options = match (&config, entry) {
+            (Some(c), Some(entry)) => Options {
+                policies_dir: &entry.git.policies,
+                scan_dir: &entry.git.path,
                 flux_in_scan_dir: c.flux.scan_path,
                 automation: c.flux.automation.as_ref(),
-                automation_path: c.flux.unset.path,
+                automation_path: entry.unset.path,
             },
-            None => Options {
+            _ => Options {
                 policies_dir: "policies",
                 scan_dir: "",
                 automation_path: true,

@@ -57,20 +57,21 @@ fn plan(args: &HistoryArgs) -> Result<Plan, String> {
     let (repo, rev, options) = match &args.config {
         Some(path) => {
             let config = Config::load(path).map_err(|e| e.to_string())?;
-            let clone = crate::git::clone_path(&config.state_dir);
+            let entry = config.repository(args.repository.as_deref())?;
+            let clone = crate::git::clone_path(&entry.clone_dir);
             if !clone.exists() {
                 return Err(format!(
                     "{}: the daemon has not cloned {} yet (no {}); run `crowsnest once --config {}` first, or pass --repo",
                     path.display(),
-                    crate::git::redact_url(&config.git.url),
+                    crate::git::redact_url(&entry.git.url),
                     clone.display(),
                     path.display()
                 ));
             }
-            let rev = crate::git::tracking_ref(&config.git.branch);
+            let rev = crate::git::tracking_ref(&entry.git.branch);
             let options = Options {
-                policies_dir: config.git.policies.clone(),
-                scan_dir: config.git.path.clone(),
+                policies_dir: entry.git.policies.clone(),
+                scan_dir: entry.git.path.clone(),
                 filter,
                 workers: None,
             };

@@ -77,9 +77,6 @@ pub async fn run(args: RunArgs) -> Exit {
     let status = Arc::new(RwLock::new(Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         shard: shard.map(|s| s.to_string()),
-        remote: config.git.url.clone(),
-        branch: config.git.branch.clone(),
-        push_branch: config.git.push_branch.clone(),
         started_at: timestamp(SystemTime::now()),
         ..Status::default()
     }));

@@ -24,6 +24,11 @@ pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/crowsnest";
 /// Default `http.listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The name of the one repository `git:` declares.
+pub const DEFAULT_REPOSITORY: &str = "default";
+/// Folder under `stateDir` holding one clone folder per URL when the
+/// config names several URLs.
+pub const CLONES_DIR: &str = "clones";
 
 /// A config problem: the file, the place in it, and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +47,9 @@ pub enum ConfigError {
 pub struct Config {
     /// The config file, as given.
     pub source: PathBuf,
-    pub git: GitConfig,
+    /// Every repository and branch the daemon writes to, in file order
+    /// (`git:` is one entry named [`DEFAULT_REPOSITORY`]); never empty.
+    pub repositories: Vec<RepositoryConfig>,
     pub registries: RegistriesConfig,
     pub scan: ScanConfig,
     pub state_dir: PathBuf,
@@ -57,11 +64,24 @@ pub struct FluxConfig {
     /// `git.path` too, not only from `git.policies`.
     pub scan_path: bool,
     /// `flux.automation` (`namespace/name`): the `ImageUpdateAutomation`
-    /// to follow when the repository declares several.
+    /// to follow when a repository declares several.
     pub automation: Option<PolicyId>,
-    /// The `git` keys the file leaves unset (their value is the default),
-    /// which a Flux `ImageUpdateAutomation` may supply.
+}
+
+/// One entry of `repositories:` (or the `git:` shorthand).
+#[derive(Debug, Clone)]
+pub struct RepositoryConfig {
+    /// Unique; names the status section, the metric label and
+    /// `--repository`.
+    pub name: String,
+    pub git: GitConfig,
+    /// The `git` keys the entry leaves unset (their value is the
+    /// default), which a Flux `ImageUpdateAutomation` may supply.
     pub unset: UnsetGitKeys,
+    /// The folder holding the clone (`repo.git`) of this entry's URL,
+    /// shared by every entry on that URL: `stateDir` itself when the
+    /// config names one URL, else `stateDir/clones/<host-path>-<hash>`.
+    pub clone_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -90,7 +110,7 @@ pub struct UnsetGitKeys {
     pub author: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GitAuth {
     pub ssh_key_file: Option<PathBuf>,
     pub ssh_passphrase_file: Option<PathBuf>,
@@ -163,6 +183,39 @@ pub struct HttpConfig {
 }
 
 impl Config {
+    /// The entry named `name`, or the only one when `name` is `None`. The
+    /// error lists the names to choose from.
+    pub fn repository(&self, name: Option<&str>) -> Result<&RepositoryConfig, String> {
+        let names = || {
+            self.repositories
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            Some(name) => self
+                .repositories
+                .iter()
+                .find(|r| r.name == name)
+                .ok_or_else(|| {
+                    format!(
+                        "{}: no repository named {name:?}; the config has: {}",
+                        self.source.display(),
+                        names()
+                    )
+                }),
+            None => match self.repositories.as_slice() {
+                [only] => Ok(only),
+                _ => Err(format!(
+                    "{}: the config has several repositories; choose one with --repository: {}",
+                    self.source.display(),
+                    names()
+                )),
+            },
+        }
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -243,7 +296,6 @@ impl Validator<'_> {
     }
 
     fn config(&self, wire: wire::ConfigWire) -> Result<Config, YamlError> {
-        let git = self.git(&wire.git)?;
         let registries = match &wire.registries {
             Some(r) => self.registries(r)?,
             None => RegistriesConfig::default(),
@@ -256,8 +308,8 @@ impl Validator<'_> {
             Some(s) => self.path(s)?,
             None => PathBuf::from(DEFAULT_STATE_DIR),
         };
+        let repositories = self.repositories(&wire, &state_dir)?;
         let http = self.http(wire.http.as_ref())?;
-        let git_wire = &wire.git.value;
         let flux = FluxConfig {
             scan_path: wire
                 .flux
@@ -270,22 +322,137 @@ impl Validator<'_> {
                 .and_then(|f| f.automation.as_ref())
                 .map(|a| self.automation(a))
                 .transpose()?,
-            unset: UnsetGitKeys {
-                branch: git_wire.branch.is_none(),
-                push_branch: git_wire.push_branch.is_none(),
-                path: git_wire.path.is_none(),
-                author: git_wire.author.is_none(),
-            },
         };
         Ok(Config {
             source: PathBuf::from(&self.file),
-            git,
+            repositories,
             registries,
             scan: ScanConfig { interval },
             state_dir,
             http,
             flux,
         })
+    }
+
+    /// `repositories:` or the `git:` shorthand: exactly one of them, names
+    /// unique, entries on one URL with one set of credentials (they share
+    /// a clone and its transport), no two entries writing the same thing.
+    fn repositories(
+        &self,
+        wire: &wire::ConfigWire,
+        state_dir: &Path,
+    ) -> Result<Vec<RepositoryConfig>, YamlError> {
+        let entries: Vec<&Spanned<wire::GitWire>> = match (&wire.git, &wire.repositories) {
+            (Some(git), None) => vec![git],
+            (None, Some(list)) if !list.value.is_empty() => list.value.iter().collect(),
+            (None, Some(list)) => {
+                return Err(self.err(list, "repositories must list at least one repository"));
+            }
+            (Some(_), Some(list)) => {
+                return Err(self.err(
+                    list,
+                    "give either git (one repository) or repositories (several), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(YamlError::new(
+                    Located::new(&self.file, crate::model::Position::new(1, 1)),
+                    "the config needs git (one repository) or repositories (several)",
+                ));
+            }
+        };
+        let shorthand = wire.git.is_some();
+        let mut out: Vec<RepositoryConfig> = Vec::with_capacity(entries.len());
+        for spanned in entries {
+            let entry = &spanned.value;
+            let name = match (&entry.name, shorthand) {
+                (Some(name), _) => self.repository_name(name)?,
+                (None, true) => DEFAULT_REPOSITORY.to_owned(),
+                (None, false) => {
+                    return Err(self.err(&entry.url, "every entry of repositories needs a name"));
+                }
+            };
+            if let (Some(first), Some(at)) =
+                (out.iter().find(|r| r.name == name), entry.name.as_ref())
+            {
+                return Err(self.err(
+                    at,
+                    format!(
+                        "repository name {name:?} is used twice (first by the entry for {})",
+                        first.git.url
+                    ),
+                ));
+            }
+            let git = self.git(spanned)?;
+            for other in out.iter().filter(|r| r.git.url == git.url) {
+                if other.git.auth != git.auth {
+                    return Err(self.err(
+                        &entry.url,
+                        format!(
+                            "repositories {:?} and {name:?} use one URL with different auth; entries on one URL share a clone and must have the same auth",
+                            other.name
+                        ),
+                    ));
+                }
+                let same = |a: &GitConfig, b: &GitConfig| {
+                    a.push_branch == b.push_branch && a.path == b.path && a.policies == b.policies
+                };
+                if same(&other.git, &git) {
+                    return Err(self.err(
+                        &entry.url,
+                        format!(
+                            "repository {name:?} writes the same branch, path and policies as {:?}; list it once",
+                            other.name
+                        ),
+                    ));
+                }
+            }
+            let unset = UnsetGitKeys {
+                branch: entry.branch.is_none(),
+                push_branch: entry.push_branch.is_none(),
+                path: entry.path.is_none(),
+                author: entry.author.is_none(),
+            };
+            out.push(RepositoryConfig {
+                name,
+                git,
+                unset,
+                clone_dir: PathBuf::new(),
+            });
+        }
+        let urls: std::collections::BTreeSet<&str> =
+            out.iter().map(|r| r.git.url.as_str()).collect();
+        let several = urls.len() > 1;
+        for entry in &mut out {
+            entry.clone_dir = if several {
+                state_dir
+                    .join(CLONES_DIR)
+                    .join(clone_folder(&entry.git.url))
+            } else {
+                state_dir.to_owned()
+            };
+        }
+        Ok(out)
+    }
+
+    /// A repository name: a DNS label (it becomes a metric label value and
+    /// a `--repository` argument).
+    fn repository_name(&self, value: &Spanned<String>) -> Result<String, YamlError> {
+        let name = &value.value;
+        let valid = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.starts_with('-')
+            && !name.ends_with('-');
+        if !valid {
+            return Err(self.err(
+                value,
+                format!("repository name {name:?} must be 1-63 lowercase letters, digits and '-', not starting or ending with '-'"),
+            ));
+        }
+        Ok(name.clone())
     }
 
     /// `namespace/name` of an `ImageUpdateAutomation`.
@@ -539,6 +706,31 @@ impl Validator<'_> {
             webhook_token_file,
         })
     }
+}
+
+/// The clone folder of a URL under `stateDir/clones`: readable (host and
+/// path, other characters as `-`, at most 48 of them) and unique (the
+/// first 8 bytes of the URL's SHA-256).
+pub fn clone_folder(url: &str) -> String {
+    use sha2::Digest;
+    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let without_user = without_scheme
+        .split_once('@')
+        .filter(|(user, _)| !user.contains('/'))
+        .map_or(without_scheme, |(_, rest)| rest);
+    let mut slug: String = without_user
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    slug = slug.trim_matches('-').chars().take(48).collect();
+    let hash = sha2::Sha256::digest(url.as_bytes());
+    format!("{slug}-{}", hex::encode(&hash[..8]))
 }
 
 /// Parses an interval the way Flux and Go write them (`30s`, `5m`, `1h30m`).

@@ -11,13 +11,13 @@ fn error(text: &str) -> String {
 #[test]
 fn minimal_config_gets_the_documented_defaults() {
     let config = load("git:\n  url: file:///srv/fleet.git\n").unwrap();
-    assert_eq!(config.git.url, "file:///srv/fleet.git");
-    assert_eq!(config.git.branch, "main");
-    assert_eq!(config.git.push_branch, "main");
-    assert_eq!(config.git.path, "");
-    assert_eq!(config.git.policies, "policies");
-    assert_eq!(config.git.author, Author::default());
-    assert!(config.git.signing.is_none());
+    assert_eq!(config.repositories[0].git.url, "file:///srv/fleet.git");
+    assert_eq!(config.repositories[0].git.branch, "main");
+    assert_eq!(config.repositories[0].git.push_branch, "main");
+    assert_eq!(config.repositories[0].git.path, "");
+    assert_eq!(config.repositories[0].git.policies, "policies");
+    assert_eq!(config.repositories[0].git.author, Author::default());
+    assert!(config.repositories[0].git.signing.is_none());
     assert_eq!(config.scan.interval, DEFAULT_SCAN_INTERVAL);
     assert_eq!(config.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
     assert_eq!(config.http.listen.to_string(), DEFAULT_LISTEN);
@@ -52,8 +52,8 @@ http:
 "#,
     )
     .unwrap();
-    assert_eq!(config.git.path, "clusters/prod");
-    let signing = config.git.signing.unwrap();
+    assert_eq!(config.repositories[0].git.path, "clusters/prod");
+    let signing = config.repositories[0].git.signing.clone().unwrap();
     assert_eq!(signing.format, SigningFormat::OpenPgp);
     assert_eq!(
         signing.key_file,
@@ -80,14 +80,17 @@ fn local_paths_become_absolute() {
     let config =
         Config::from_str(Path::new("conf/c.yaml"), "git:\n  url: ../remote.git\n").unwrap();
     assert!(
-        Path::new(&config.git.url).is_absolute(),
+        Path::new(&config.repositories[0].git.url).is_absolute(),
         "{}",
-        config.git.url
+        config.repositories[0].git.url
     );
     assert!(
-        config.git.url.ends_with("conf/../remote.git"),
+        config.repositories[0]
+            .git
+            .url
+            .ends_with("conf/../remote.git"),
         "{}",
-        config.git.url
+        config.repositories[0].git.url
     );
 }
 
@@ -104,7 +107,7 @@ fn every_error_names_file_line_and_column() {
         ),
         (
             "stateDir: /x\n",
-            "/etc/crowsnest/crowsnest.yaml:1:1: missing field `git`",
+            "/etc/crowsnest/crowsnest.yaml:1:1: the config needs git (one repository) or repositories (several)",
         ),
         (
             "git:\n  url: ftp://x/y\n",
@@ -191,8 +194,11 @@ fn ssh_signing_and_message_templates_are_accepted_and_templates_checked() {
         "git:\n  url: file:///x\n  signing: {format: ssh, keyFile: k}\n  messageTemplate: 'Update {{ images | join(\", \") }}'\n",
     )
     .unwrap();
-    assert_eq!(config.git.signing.unwrap().format, SigningFormat::Ssh);
-    assert!(config.git.message_template.is_some());
+    assert_eq!(
+        config.repositories[0].git.signing.clone().unwrap().format,
+        SigningFormat::Ssh
+    );
+    assert!(config.repositories[0].git.message_template.is_some());
     let message = error("git:\n  url: file:///x\n  messageTemplate: '{{ nope }}'\n");
     assert!(
         message.contains("3:20: git.messageTemplate: ") && message.contains("undefined"),
@@ -206,7 +212,7 @@ fn git_auth_is_read_per_transport() {
         "git:\n  url: ssh://git@git.example.com:2222/fleet.git\n  auth:\n    sshKeyFile: id\n    sshPassphraseFile: pass\n    knownHostsFile: /etc/kh\n",
     )
     .unwrap();
-    let auth = config.git.auth;
+    let auth = config.repositories[0].git.auth.clone();
     assert_eq!(auth.ssh_key_file, Some(PathBuf::from("/etc/crowsnest/id")));
     assert_eq!(
         auth.ssh_passphrase_file,
@@ -217,9 +223,12 @@ fn git_auth_is_read_per_transport() {
         "git:\n  url: https://git.example.com/fleet.git\n  auth: {username: bot, passwordFile: token}\n",
     )
     .unwrap();
-    assert_eq!(config.git.auth.username.as_deref(), Some("bot"));
     assert_eq!(
-        config.git.auth.password_file,
+        config.repositories[0].git.auth.username.as_deref(),
+        Some("bot")
+    );
+    assert_eq!(
+        config.repositories[0].git.auth.password_file,
         Some(PathBuf::from("/etc/crowsnest/token"))
     );
     for (text, want) in [
@@ -330,7 +339,7 @@ fn branch_names_follow_git_check_ref_format() {
 fn flux_keys_and_which_git_keys_are_left_to_an_automation() {
     let config = load("git:\n  url: file:///srv/fleet.git\n").unwrap();
     assert_eq!(
-        config.flux.unset,
+        config.repositories[0].unset,
         UnsetGitKeys {
             branch: true,
             push_branch: true,
@@ -344,7 +353,7 @@ fn flux_keys_and_which_git_keys_are_left_to_an_automation() {
     )
     .unwrap();
     assert_eq!(
-        config.flux.unset,
+        config.repositories[0].unset,
         UnsetGitKeys {
             branch: false,
             push_branch: true,
@@ -365,4 +374,110 @@ fn flux_keys_and_which_git_keys_are_left_to_an_automation() {
         error("git:\n  url: file:///srv/fleet.git\nflux:\n  scanpath: true\n")
             .starts_with("/etc/crowsnest/crowsnest.yaml:4:3: unknown field `scanpath`")
     );
+}
+
+#[test]
+fn git_is_one_repository_named_default_in_state_dir() {
+    let config = load("git:\n  url: file:///srv/fleet.git\nstateDir: /state\n").unwrap();
+    assert_eq!(config.repositories.len(), 1);
+    let entry = config.repository(None).unwrap();
+    assert_eq!(entry.name, DEFAULT_REPOSITORY);
+    assert_eq!(entry.clone_dir, PathBuf::from("/state"));
+    let named = load("git:\n  name: fleet\n  url: file:///srv/fleet.git\n").unwrap();
+    assert_eq!(named.repository(Some("fleet")).unwrap().name, "fleet");
+}
+
+const FLEET: &str = r#"
+stateDir: /state
+repositories:
+  - name: fleet
+    url: https://git.example.com/fleet.git
+    auth: { username: bot, passwordFile: token }
+  - name: fleet-production
+    url: https://git.example.com/fleet.git
+    branch: production
+    auth: { username: bot, passwordFile: token }
+  - name: team-a
+    url: file:///srv/team-a.git
+    path: apps
+"#;
+
+#[test]
+fn repositories_share_a_clone_per_url_and_keep_their_own_git_keys() {
+    let config = load(FLEET).unwrap();
+    let names: Vec<&str> = config
+        .repositories
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["fleet", "fleet-production", "team-a"]);
+    let [fleet, production, team] = &config.repositories[..] else {
+        panic!("three entries")
+    };
+    assert_eq!(fleet.clone_dir, production.clone_dir);
+    assert_ne!(fleet.clone_dir, team.clone_dir);
+    assert!(
+        fleet.clone_dir.starts_with("/state/clones"),
+        "{:?}",
+        fleet.clone_dir
+    );
+    let folder = fleet.clone_dir.file_name().unwrap().to_str().unwrap();
+    assert!(folder.starts_with("git-example-com-fleet-git-"), "{folder}");
+    assert_eq!(production.git.branch, "production");
+    assert_eq!(production.git.push_branch, "production");
+    assert!(!production.unset.branch && fleet.unset.branch);
+    assert_eq!(team.git.path, "apps");
+    assert!(
+        config
+            .repository(None)
+            .unwrap_err()
+            .contains("fleet, fleet-production, team-a")
+    );
+    assert!(
+        config
+            .repository(Some("nope"))
+            .unwrap_err()
+            .contains("no repository named \"nope\"")
+    );
+}
+
+#[test]
+fn repository_entries_are_validated_at_their_place() {
+    let cases = [
+        (
+            "git:\n  url: file:///x\nrepositories:\n  - name: a\n    url: file:///y\n",
+            "4:3: give either git (one repository) or repositories (several), not both",
+        ),
+        (
+            "repositories: []\n",
+            "1:15: repositories must list at least one",
+        ),
+        (
+            "repositories:\n  - url: file:///y\n",
+            "2:10: every entry of repositories needs a name",
+        ),
+        (
+            "repositories:\n  - name: Fleet_A\n    url: file:///y\n",
+            "2:11: repository name \"Fleet_A\" must be 1-63 lowercase",
+        ),
+        (
+            "repositories:\n  - name: a\n    url: file:///y\n  - name: a\n    url: file:///z\n",
+            "4:11: repository name \"a\" is used twice (first by the entry for file:///y)",
+        ),
+        (
+            "repositories:\n  - name: a\n    url: http://h/x.git\n  - name: b\n    url: http://h/x.git\n    branch: b\n    auth: {username: u, passwordFile: p}\n",
+            "5:10: repositories \"a\" and \"b\" use one URL with different auth",
+        ),
+        (
+            "repositories:\n  - name: a\n    url: file:///y\n  - name: b\n    url: file:///y\n",
+            "5:10: repository \"b\" writes the same branch, path and policies as \"a\"",
+        ),
+    ];
+    for (text, expected) in cases {
+        let message = error(text);
+        assert!(
+            message.contains(expected),
+            "for {text:?}\n  got:  {message}\n  want: {expected}"
+        );
+    }
 }

@@ -8,7 +8,12 @@ use serde_saphyr::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConfigWire {
-    pub git: Spanned<GitWire>,
+    /// The one-repository shorthand: an entry named `default`.
+    #[serde(default)]
+    pub git: Option<Spanned<GitWire>>,
+    /// One entry per repository and branch (PRODUCT.md §7).
+    #[serde(default)]
+    pub repositories: Option<Spanned<Vec<Spanned<GitWire>>>>,
     #[serde(default)]
     pub registries: Option<RegistriesWire>,
     #[serde(default)]
@@ -24,6 +29,9 @@ pub struct ConfigWire {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GitWire {
+    /// Required in `repositories`; `default` under `git`.
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
     pub url: Spanned<String>,
     #[serde(default)]
     pub branch: Option<Spanned<String>>,

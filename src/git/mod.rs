@@ -60,6 +60,7 @@ pub mod verify;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use git2::{
@@ -235,16 +236,51 @@ pub enum WriteBack {
     },
 }
 
-/// The persistent clone and everything needed to write to the remote.
+/// Who writes and where: the branches, author, signer and message
+/// template of one repository entry. Entries on one URL share a clone
+/// ([`Repo`]) and each hands its writer to it before its git work
+/// ([`Repo::set_writer`]).
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub branch: String,
+    /// Equal to `branch` unless the entry names another.
+    pub push_branch: String,
+    pub author: Author,
+    signer: Option<Arc<Signer>>,
+    template: Option<Arc<MessageTemplate>>,
+}
+
+impl Writer {
+    /// Reads the signing key and checks the message template, so a mistake
+    /// in either fails at startup.
+    pub fn load(config: &GitConfig) -> Result<Writer, GitError> {
+        Ok(Writer {
+            branch: config.branch.clone(),
+            push_branch: config.push_branch.clone(),
+            author: config.author.clone(),
+            signer: config
+                .signing
+                .as_ref()
+                .map(Signer::load)
+                .transpose()?
+                .map(Arc::new),
+            template: config
+                .message_template
+                .as_deref()
+                .map(MessageTemplate::compile)
+                .transpose()?
+                .map(Arc::new),
+        })
+    }
+}
+
+/// The persistent clone of one URL and everything needed to write to the
+/// remote as the current [`Writer`].
 pub struct Repo {
     repo: Repository,
     path: PathBuf,
     transport: Transport,
-    branch: String,
-    push_branch: String,
-    author: Author,
-    signer: Option<Signer>,
-    template: Option<MessageTemplate>,
+    writer: Writer,
     stats: Stats,
     /// Set when reading the clone failed in a way that means it is
     /// damaged; the next fetch replaces the clone.
@@ -256,9 +292,7 @@ impl fmt::Debug for Repo {
         f.debug_struct("Repo")
             .field("path", &self.path)
             .field("remote", &self.transport.display)
-            .field("branch", &self.branch)
-            .field("push_branch", &self.push_branch)
-            .field("signer", &self.signer)
+            .field("writer", &self.writer)
             .finish()
     }
 }
@@ -269,13 +303,14 @@ impl Repo {
     /// the credentials, the signing key and the message template now, so a
     /// mistake in any of them fails at startup.
     pub fn open(config: &GitConfig, state_dir: &Path) -> Result<Repo, GitError> {
+        let writer = Writer::load(config)?;
+        Self::open_as(config, state_dir, writer)
+    }
+
+    /// [`Repo::open`] writing as `writer` (loaded beforehand: entries on
+    /// one URL share the clone, each with its own writer).
+    pub fn open_as(config: &GitConfig, state_dir: &Path, writer: Writer) -> Result<Repo, GitError> {
         let transport = Transport::new(config)?;
-        let signer = config.signing.as_ref().map(Signer::load).transpose()?;
-        let template = config
-            .message_template
-            .as_deref()
-            .map(MessageTemplate::compile)
-            .transpose()?;
         let path = state_dir.join(CLONE_DIR);
         let span = info_span!("git_open", remote = %transport.display, branch = %config.branch);
         let _enter = span.enter();
@@ -305,11 +340,7 @@ impl Repo {
             repo,
             path,
             transport,
-            branch: config.branch.clone(),
-            push_branch: config.push_branch.clone(),
-            author: config.author.clone(),
-            signer,
-            template,
+            writer,
             stats,
             damaged: std::cell::RefCell::new(None),
         })
@@ -326,11 +357,21 @@ impl Repo {
     }
 
     pub fn branch(&self) -> &str {
-        &self.branch
+        &self.writer.branch
     }
 
     pub fn push_branch(&self) -> &str {
-        &self.push_branch
+        &self.writer.push_branch
+    }
+
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Writes as `writer` from now on: the next fetch, commit and push use
+    /// its branches, author, signer and template.
+    pub fn set_writer(&mut self, writer: Writer) {
+        self.writer = writer;
     }
 
     pub fn stats(&self) -> Stats {
@@ -341,51 +382,71 @@ impl Repo {
     /// `ImageUpdateAutomation` naming them where the config does not).
     /// Returns `true` when they changed.
     pub fn set_branches(&mut self, branch: &str, push_branch: &str) -> bool {
-        if self.branch == branch && self.push_branch == push_branch {
+        if self.writer.branch == branch && self.writer.push_branch == push_branch {
             return false;
         }
         info!(
             branch,
             push_branch, "following the branches the ImageUpdateAutomation names"
         );
-        self.branch = branch.to_owned();
-        self.push_branch = push_branch.to_owned();
+        self.writer.branch = branch.to_owned();
+        self.writer.push_branch = push_branch.to_owned();
         true
     }
 
     /// The author (and committer) of the next commits.
     pub fn set_author(&mut self, author: Author) {
-        self.author = author;
+        self.writer.author = author;
     }
 
     pub fn author(&self) -> &Author {
-        &self.author
+        &self.writer.author
     }
 
     /// The configured signer, if any.
     pub fn signer(&self) -> Option<&Signer> {
-        self.signer.as_ref()
+        self.writer.signer.as_deref()
     }
 
     /// Fetches `branch` (and `pushBranch`) and returns the base for this
     /// pass. A clone found corrupt while fetching is replaced once.
     pub fn fetch(&mut self) -> Result<Base, GitError> {
-        let span = info_span!("git_fetch", branch = %self.branch, commit = tracing::field::Empty);
+        let span =
+            info_span!("git_fetch", branch = %self.writer.branch, commit = tracing::field::Empty);
         let _enter = span.enter();
         if let Some(reason) = self.damaged.take() {
             warn!(%reason, "the clone is damaged; cloning again");
-            self.repo = clone_fresh(&self.path, &self.transport, &self.branch, &self.push_branch)?;
+            self.repo = clone_fresh(
+                &self.path,
+                &self.transport,
+                &self.writer.branch,
+                &self.writer.push_branch,
+            )?;
             self.stats.clones += 1;
         }
-        let heads = match fetch_refs(&self.repo, &self.transport, &self.branch, &self.push_branch) {
+        let heads = match fetch_refs(
+            &self.repo,
+            &self.transport,
+            &self.writer.branch,
+            &self.writer.push_branch,
+        ) {
             Ok(heads) => heads,
             Err(Fetched::Corrupt(reason)) => {
                 warn!(%reason, "the clone is corrupt; cloning again");
-                self.repo =
-                    clone_fresh(&self.path, &self.transport, &self.branch, &self.push_branch)?;
+                self.repo = clone_fresh(
+                    &self.path,
+                    &self.transport,
+                    &self.writer.branch,
+                    &self.writer.push_branch,
+                )?;
                 self.stats.clones += 1;
-                fetch_refs(&self.repo, &self.transport, &self.branch, &self.push_branch)
-                    .map_err(|f| f.into_error(&self.transport))?
+                fetch_refs(
+                    &self.repo,
+                    &self.transport,
+                    &self.writer.branch,
+                    &self.writer.push_branch,
+                )
+                .map_err(|f| f.into_error(&self.transport))?
             }
             Err(Fetched::Failed(e)) => return Err(e),
         };
@@ -410,10 +471,10 @@ impl Repo {
         let Some(branch_tip) = heads.branch else {
             return Err(GitError::BranchNotFound {
                 remote: self.transport.display.clone(),
-                branch: self.branch.clone(),
+                branch: self.writer.branch.clone(),
             });
         };
-        let (commit, plan) = if self.push_branch == self.branch {
+        let (commit, plan) = if self.writer.push_branch == self.writer.branch {
             (branch_tip, Plan::Extend(branch_tip))
         } else {
             match heads.push_branch {
@@ -435,7 +496,7 @@ impl Repo {
         Ok(Base {
             commit: CommitId(commit),
             branch_tip: CommitId(branch_tip),
-            push_branch: self.push_branch.clone(),
+            push_branch: self.writer.push_branch.clone(),
             plan,
         })
     }
@@ -447,7 +508,7 @@ impl Repo {
         let dir = dir.trim_matches('/');
         let not_found = || GitError::DirNotFound {
             remote: self.transport.display.clone(),
-            branch: self.branch.clone(),
+            branch: self.writer.branch.clone(),
             commit: base.commit.short(),
             dir: dir.to_owned(),
         };
@@ -551,7 +612,7 @@ impl Repo {
     /// The commit message for a set of changes: `git.messageTemplate` (or
     /// the default subject and body), then the trailers.
     pub fn message(&self, input: &MessageInput<'_>) -> Result<String, GitError> {
-        message::compose(self.template.as_ref(), input)
+        message::compose(self.writer.template.as_deref(), input)
     }
 
     /// Writes one commit on top of the base holding every edit, authored
@@ -565,7 +626,7 @@ impl Repo {
         edits: &[(String, Vec<u8>)],
         message: &str,
     ) -> Result<CommitId, GitError> {
-        let span = info_span!("git_commit", branch = %self.push_branch, commit = tracing::field::Empty, files = edits.len());
+        let span = info_span!("git_commit", branch = %self.writer.push_branch, commit = tracing::field::Empty, files = edits.len());
         let _enter = span.enter();
         if message.trim().is_empty() {
             return Err(GitError::Template {
@@ -623,7 +684,7 @@ impl Repo {
         }
         let nothing = || GitError::NothingToCommit {
             remote: self.transport.display.clone(),
-            branch: self.push_branch.clone(),
+            branch: self.writer.push_branch.clone(),
         };
         if !changed {
             return Err(nothing());
@@ -638,13 +699,13 @@ impl Repo {
             .repo
             .find_tree(tree_id)
             .map_err(|e| self.repo_error("reading the new tree", e))?;
-        let who = Signature::now(&self.author.name, &self.author.email)
+        let who = Signature::now(&self.writer.author.name, &self.writer.author.email)
             .map_err(|e| self.repo_error("making the author signature", e))?;
         let mut message = message.to_owned();
         if !message.ends_with('\n') {
             message.push('\n');
         }
-        let id = match &self.signer {
+        let id = match &self.writer.signer {
             None => self
                 .repo
                 .commit(None, &who, &who, &message, &new_tree, &[&parent])
@@ -666,7 +727,7 @@ impl Repo {
             }
         };
         span.record("commit", tracing::field::display(&id));
-        info!(commit = %id, files = edits.len(), signed = self.signer.is_some(), "committed");
+        info!(commit = %id, files = edits.len(), signed = self.writer.signer.is_some(), "committed");
         Ok(CommitId(id))
     }
 
@@ -674,19 +735,20 @@ impl Repo {
     /// still be where the fetch saw it; if it moved the result is
     /// [`PushOutcome::NonFastForward`] and nothing changed on the remote.
     pub fn push(&self, base: &Base, commit: &CommitId) -> Result<PushOutcome, GitError> {
-        let span = info_span!("git_push", branch = %self.push_branch, commit = %commit.short());
+        let span =
+            info_span!("git_push", branch = %self.writer.push_branch, commit = %commit.short());
         let _enter = span.enter();
         let (expected, force) = match base.plan {
             Plan::Extend(tip) => (Some(tip), false),
             Plan::Create => (None, false),
             Plan::Rebuild { lease } => (Some(lease), true),
         };
-        if force && self.push_branch == self.branch {
+        if force && self.writer.push_branch == self.writer.branch {
             // Plans never say so; this guards the promise all the same.
             return Err(GitError::Repository {
                 remote: self.transport.display.clone(),
                 what: "pushing",
-                message: format!("refusing to force-push {}", self.branch),
+                message: format!("refusing to force-push {}", self.writer.branch),
             });
         }
         let parent_is_base = self
@@ -701,7 +763,7 @@ impl Repo {
                 message: format!("commit {commit} was not made on base {}", base.commit),
             });
         }
-        let dst = format!("refs/heads/{}", self.push_branch);
+        let dst = format!("refs/heads/{}", self.writer.push_branch);
         let outcome = match &self.transport.kind {
             Kind::Local(path) => {
                 match local::push(&self.repo, path, commit.0, &dst, expected, force) {
@@ -711,7 +773,7 @@ impl Repo {
                     Err(e) => {
                         return Err(GitError::Push {
                             remote: self.transport.display.clone(),
-                            branch: self.push_branch.clone(),
+                            branch: self.writer.push_branch.clone(),
                             message: e.message().to_owned(),
                         });
                     }
@@ -722,7 +784,7 @@ impl Repo {
         match &outcome {
             PushOutcome::Pushed => {
                 let _ = self.repo.reference(
-                    &tracking_ref(&self.push_branch),
+                    &tracking_ref(&self.writer.push_branch),
                     commit.0,
                     true,
                     "crowsnest push",
@@ -787,7 +849,7 @@ impl Repo {
                 .transport
                 .classify(&observed, &e, |message| GitError::Push {
                     remote: self.transport.display.clone(),
-                    branch: self.push_branch.clone(),
+                    branch: self.writer.push_branch.clone(),
                     message,
                 }));
         }
@@ -862,7 +924,7 @@ impl Repo {
                 PushOutcome::Rejected(message) => {
                     return Err(GitError::Rejected {
                         remote: self.transport.display.clone(),
-                        branch: self.push_branch.clone(),
+                        branch: self.writer.push_branch.clone(),
                         message,
                     }
                     .into());
@@ -883,7 +945,7 @@ impl Repo {
         }
         Err(GitError::Conflict {
             remote: self.transport.display.clone(),
-            branch: self.push_branch.clone(),
+            branch: self.writer.push_branch.clone(),
             attempts,
         }
         .into())

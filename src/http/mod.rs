@@ -54,10 +54,16 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if status.ready {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        let why = status
-            .last_error
-            .clone()
-            .unwrap_or_else(|| "the repository is not cloned and loaded yet".into());
+        let waiting: Vec<String> = status
+            .repositories
+            .iter()
+            .filter(|r| !r.ready)
+            .map(|r| match &r.last_error {
+                Some(error) => format!("{}: {error}", r.name),
+                None => format!("{}: first pass not finished", r.name),
+            })
+            .collect();
+        let why = waiting.join("; ");
         (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {why}\n"),

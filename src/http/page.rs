@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::status::Status;
+use crate::status::{PolicyStatus, RepositoryStatus, Status};
 
 /// Escapes text for HTML element content and quoted attributes.
 pub fn escape(text: &str) -> String {
@@ -33,6 +33,8 @@ header{background:#17324d;color:#fff;padding:14px 24px;display:flex;align-items:
 header h1{font-size:20px;margin:0}
 header .meta{opacity:.8}
 main{padding:16px 24px}
+h2{font-size:17px;margin:26px 0 8px}
+h2 .meta{font-size:13px;font-weight:400;color:#5b6677}
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:16px}
 .card{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:10px 14px;min-width:180px}
 .card b{display:block;font-size:12px;text-transform:uppercase;color:#5b6677;letter-spacing:.04em}
@@ -59,24 +61,62 @@ pub fn render(status: &Status) -> String {
          <meta http-equiv=\"refresh\" content=\"10\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>crowsnest</title><style>{STYLE}</style></head><body>\
-         <header><h1>crowsnest</h1><span class=\"meta\">{version} · <code>{remote}</code> · {branch} → {push}{shard}</span></header><main>",
+         <header><h1>crowsnest</h1><span class=\"meta\">{version} · {count} repositor{plural}{shard} · started {started}</span></header><main>",
         version = escape(&status.version),
-        remote = escape(&status.remote),
-        branch = escape(&status.branch),
-        push = escape(&status.push_branch),
+        count = status.repositories.len(),
+        plural = if status.repositories.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        started = escape(&status.started_at),
     );
     let (ready_class, ready_text) = if status.ready {
         ("ok", "ready")
     } else {
         ("pending", "starting")
     };
-    let up_to_date = status.policies.iter().filter(|p| p.up_to_date).count();
-    let failing = status
-        .policies
+    let _ = write!(
+        html,
+        "<div class=\"cards\"><div class=\"card\"><b>State</b><span class=\"badge {ready_class}\">{ready_text}</span></div></div>"
+    );
+    for repository in &status.repositories {
+        let policies: Vec<&PolicyStatus> = status
+            .policies
+            .iter()
+            .filter(|p| p.repository == repository.name)
+            .collect();
+        section(&mut html, repository, &policies);
+    }
+    html.push_str(
+        "<p class=\"meta\">JSON: <a href=\"/api/status\">/api/status</a> · \
+         metrics: <a href=\"/metrics\">/metrics</a></p></main></body></html>\n",
+    );
+    html
+}
+
+/// One repository: where it writes, its last pass and commit, what holds
+/// it back, and its policies.
+fn section(html: &mut String, repository: &RepositoryStatus, policies: &[&PolicyStatus]) {
+    let (ready_class, ready_text) = match (&repository.last_error, repository.ready) {
+        (Some(_), _) => ("bad", "failing"),
+        (None, true) => ("ok", "ready"),
+        (None, false) => ("pending", "starting"),
+    };
+    let _ = write!(
+        html,
+        "<h2>{name} <span class=\"badge {ready_class}\">{ready_text}</span> <span class=\"meta\"><code>{remote}</code> · {branch} → {push}</span></h2>",
+        name = escape(&repository.name),
+        remote = escape(&repository.remote),
+        branch = escape(&repository.branch),
+        push = escape(&repository.push_branch),
+    );
+    let up_to_date = policies.iter().filter(|p| p.up_to_date).count();
+    let failing = policies
         .iter()
         .filter(|p| p.last_error.is_some() || !p.findings.is_empty())
         .count();
-    let last_pass = status.last_pass.as_ref().map_or_else(
+    let last_pass = repository.last_pass.as_ref().map_or_else(
         || "none yet".to_owned(),
         |p| {
             format!(
@@ -87,31 +127,28 @@ pub fn render(status: &Status) -> String {
             )
         },
     );
-    let last_commit = status.last_commit.as_ref().map_or_else(
+    let last_commit = repository.last_commit.as_ref().map_or_else(
         || "none yet".to_owned(),
         |c| format!("<code>{}</code> · {}", escape(&short(&c.id)), escape(&c.at)),
     );
     let _ = write!(
         html,
         "<div class=\"cards\">\
-         <div class=\"card\"><b>State</b><span class=\"badge {ready_class}\">{ready_text}</span></div>\
          <div class=\"card\"><b>Policies</b>{total} · {up_to_date} up to date · {failing} failing or held back</div>\
          <div class=\"card\"><b>Last pass</b>{last_pass}</div>\
-         <div class=\"card\"><b>Last commit</b>{last_commit}</div>\
-         <div class=\"card\"><b>Started</b>{started}</div></div>",
-        total = status.policies.len(),
-        started = escape(&status.started_at),
+         <div class=\"card\"><b>Last commit</b>{last_commit}</div></div>",
+        total = policies.len(),
     );
-    if let Some(error) = &status.last_error {
+    if let Some(error) = &repository.last_error {
         let _ = write!(
             html,
             "<p class=\"err\"><span class=\"badge bad\">error</span> {}</p>",
             escape(error)
         );
     }
-    if !status.findings.is_empty() {
+    if !repository.findings.is_empty() {
         html.push_str("<ul class=\"findings\">");
-        for finding in &status.findings {
+        for finding in &repository.findings {
             let _ = write!(html, "<li><code>{}</code></li>", escape(finding));
         }
         html.push_str("</ul>");
@@ -120,10 +157,10 @@ pub fn render(status: &Status) -> String {
         "<table><thead><tr><th>Policy</th><th>Image</th><th>Current</th><th>Latest</th>\
          <th>Last scan</th><th>Last commit</th><th>Last error</th></tr></thead><tbody>",
     );
-    if status.policies.is_empty() {
+    if policies.is_empty() {
         html.push_str("<tr><td colspan=\"7\">No policies watched yet.</td></tr>");
     }
-    for p in &status.policies {
+    for p in policies {
         let state = if p.last_error.is_some() {
             "<span class=\"badge bad\">error</span>"
         } else if !p.findings.is_empty() {
@@ -152,9 +189,5 @@ pub fn render(status: &Status) -> String {
                 .join("<br>"),
         );
     }
-    html.push_str(
-        "</tbody></table><p class=\"meta\">JSON: <a href=\"/api/status\">/api/status</a> · \
-         metrics: <a href=\"/metrics\">/metrics</a></p></main></body></html>\n",
-    );
-    html
+    html.push_str("</tbody></table>");
 }

@@ -7,7 +7,7 @@ use axum::http::Request;
 use tower::ServiceExt as _;
 
 use super::*;
-use crate::status::{PolicyStatus, Status};
+use crate::status::{PolicyStatus, RepositoryStatus, Status};
 
 struct Harness {
     app: Router,
@@ -20,9 +20,13 @@ fn harness(token: Option<&str>) -> Harness {
     let state = Arc::new(AppState {
         status: Arc::new(RwLock::new(Status {
             version: "0.1.0".into(),
-            remote: "file:///srv/fleet.git".into(),
-            branch: "main".into(),
-            push_branch: "main".into(),
+            repositories: vec![RepositoryStatus {
+                name: "fleet".into(),
+                remote: "file:///srv/fleet.git".into(),
+                branch: "main".into(),
+                push_branch: "main".into(),
+                ..RepositoryStatus::default()
+            }],
             ..Status::default()
         })),
         metrics: Arc::new(Metrics::new(|_| {})),
@@ -64,6 +68,7 @@ async fn health_is_always_ok_and_readiness_follows_the_status() {
     let (code, body) = call(&h.app, get("/readyz")).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.starts_with("not ready"), "{body}");
+    assert!(body.contains("fleet: first pass not finished"), "{body}");
     h.state.status.write().unwrap().ready = true;
     assert_eq!(call(&h.app, get("/readyz")).await.0, StatusCode::OK);
 }
@@ -89,6 +94,7 @@ async fn metrics_are_openmetrics_text() {
 async fn status_json_and_page_show_each_policy_escaped() {
     let h = harness(None);
     h.state.status.write().unwrap().policies.push(PolicyStatus {
+        repository: "fleet".into(),
         id: "default:<app>".into(),
         image: "127.0.0.1:5000/demo/app".into(),
         current: vec!["1.0.0".into()],
@@ -105,7 +111,8 @@ async fn status_json_and_page_show_each_policy_escaped() {
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(value["policies"][0]["latest"], "1.2.0");
     assert_eq!(value["policies"][0]["current"][0], "1.0.0");
-    assert_eq!(value["pushBranch"], "main");
+    assert_eq!(value["repositories"][0]["pushBranch"], "main");
+    assert_eq!(value["policies"][0]["repository"], "fleet");
     let (code, html) = call(&h.app, get("/")).await;
     assert_eq!(code, StatusCode::OK);
     assert!(html.contains("default:&lt;app&gt;"), "{html}");
