@@ -20,6 +20,8 @@ pub mod http;
 pub mod inventory;
 pub mod manifests;
 #[cfg(feature = "runtime")]
+pub mod message;
+#[cfg(feature = "runtime")]
 pub mod metrics;
 pub mod model;
 pub mod policy;

@@ -23,9 +23,10 @@ use tracing::{info, instrument, warn};
 
 use crate::audit;
 use crate::config::{Author, Config, GitConfig, RepositoryConfig};
-use crate::git::{self, Base, MessageInput, PushOutcome, Repo, TreeFile, Writer};
+use crate::git::{self, Base, PushOutcome, Repo, TreeFile, Writer};
 use crate::inventory::{self, FileSource, Finding, Inventory, SourceError};
 use crate::manifests::{self, Edit};
+use crate::message::MessageInput;
 use crate::model::{
     Change, DigestReflection, Field, ImageName, ImageUpdate, Located, PolicyId, Selection, Shard,
 };
@@ -392,15 +393,16 @@ impl Reconciler {
             let (message, outcome) = self
                 .locked(move |repo| {
                     let trailers = audit::trailer_lines(&updates);
-                    let message =
-                        match flux_text.and_then(|t| git::message::with_trailers(&t, &trailers)) {
-                            Some(message) => message,
-                            None => repo.message(&MessageInput {
-                                changes: &changes,
-                                updates: &updates,
-                                trailers: &trailers,
-                            })?,
-                        };
+                    let message = match flux_text
+                        .and_then(|t| crate::message::with_trailers(&t, &trailers))
+                    {
+                        Some(message) => message,
+                        None => repo.message(&MessageInput {
+                            changes: &changes,
+                            updates: &updates,
+                            trailers: &trailers,
+                        })?,
+                    };
                     if dry_run {
                         return Ok::<_, ReconcileError>((message, None));
                     }

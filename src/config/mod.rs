@@ -525,7 +525,7 @@ impl Validator<'_> {
         // it to the git module).
         #[cfg(feature = "runtime")]
         if let Some(t) = &wire.message_template {
-            crate::git::MessageTemplate::compile(&t.value)
+            crate::message::MessageTemplate::compile(&t.value)
                 .map_err(|e| self.err(t, e.to_string()))?;
         }
         let message_template = wire.message_template.as_ref().map(|t| t.value.clone());

@@ -76,8 +76,8 @@ pub enum GitError {
     #[error("{key_file}: cannot sign with this key: {message}")]
     Signing { key_file: PathBuf, message: String },
 
-    #[error("git.messageTemplate: {message}")]
-    Template { message: String },
+    #[error(transparent)]
+    Template(#[from] crate::message::MessageError),
 
     #[error(
         "{remote}: branch {branch} kept moving: gave up after {attempts} attempts to push on top of it; the next pass tries again"
@@ -122,7 +122,7 @@ impl GitError {
             GitError::NotWritable { .. } => "not_writable",
             GitError::NothingToCommit { .. } => "nothing_to_commit",
             GitError::Signing { .. } => "signing",
-            GitError::Template { .. } => "template",
+            GitError::Template(_) => "template",
             GitError::Conflict { .. } => "conflict",
             GitError::Rejected { .. } => "rejected",
             GitError::Repository { .. } => "repository",

@@ -52,7 +52,6 @@ mod error;
 pub mod known_hosts;
 mod local;
 mod maintain;
-pub mod message;
 pub mod objects;
 pub mod sign;
 mod transport;
@@ -70,11 +69,11 @@ use git2::{
 use tracing::{debug, info, info_span, warn};
 
 pub use error::GitError;
-pub use message::{MessageInput, MessageTemplate};
 pub use sign::{SignatureKind, Signer};
 pub use transport::redact as redact_url;
 
 use crate::config::{Author, GitConfig};
+use crate::message::{self, MessageError, MessageInput, MessageTemplate};
 use transport::{Kind, Observed, Transport};
 
 /// The clone's folder inside `stateDir`.
@@ -612,7 +611,7 @@ impl Repo {
     /// The commit message for a set of changes: `git.messageTemplate` (or
     /// the default subject and body), then the trailers.
     pub fn message(&self, input: &MessageInput<'_>) -> Result<String, GitError> {
-        message::compose(self.writer.template.as_deref(), input)
+        Ok(message::compose(self.writer.template.as_deref(), input)?)
     }
 
     /// Writes one commit on top of the base holding every edit, authored
@@ -629,9 +628,9 @@ impl Repo {
         let span = info_span!("git_commit", branch = %self.writer.push_branch, commit = tracing::field::Empty, files = edits.len());
         let _enter = span.enter();
         if message.trim().is_empty() {
-            return Err(GitError::Template {
+            return Err(GitError::Template(MessageError {
                 message: "the commit message is empty".into(),
-            });
+            }));
         }
         let parent = self
             .repo

@@ -1,4 +1,5 @@
 //! Commit messages: the default subject and body, or `git.messageTemplate`
+//! (checked by `config` when it is read, rendered by `git` when it commits)
 //! rendered with minijinja; the `Image-Update` trailers are always appended
 //! after a blank line, whatever the template says.
 //!
@@ -41,8 +42,14 @@ use std::collections::BTreeSet;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use super::GitError;
 use crate::model::{Change, Field, ImageUpdate, Located, PolicyId, Position};
+
+/// A `git.messageTemplate` that does not compile or render.
+#[derive(Debug, thiserror::Error)]
+#[error("git.messageTemplate: {message}")]
+pub struct MessageError {
+    pub message: String,
+}
 
 /// What one commit changes, as the message describes it.
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +71,7 @@ const NAME: &str = "messageTemplate";
 impl MessageTemplate {
     /// Parses the template and renders it once with sample values, so a
     /// syntax error or an unknown variable is reported at startup.
-    pub fn compile(source: &str) -> Result<MessageTemplate, GitError> {
+    pub fn compile(source: &str) -> Result<MessageTemplate, MessageError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_trim_blocks(true);
@@ -92,7 +99,7 @@ impl MessageTemplate {
         Ok(template)
     }
 
-    fn render(&self, input: &MessageInput<'_>) -> Result<String, GitError> {
+    fn render(&self, input: &MessageInput<'_>) -> Result<String, MessageError> {
         let text = self
             .env
             .get_template(NAME)
@@ -100,7 +107,7 @@ impl MessageTemplate {
             .map_err(template_error)?;
         let text = text.trim();
         if text.is_empty() {
-            return Err(GitError::Template {
+            return Err(MessageError {
                 message: "the template rendered an empty message".into(),
             });
         }
@@ -108,14 +115,14 @@ impl MessageTemplate {
     }
 }
 
-fn template_error(e: minijinja::Error) -> GitError {
+fn template_error(e: minijinja::Error) -> MessageError {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(inner) = source {
         message.push_str(&format!(": {inner}"));
         source = inner.source();
     }
-    GitError::Template { message }
+    MessageError { message }
 }
 
 /// The full commit message: the template's text (or the default subject
@@ -123,7 +130,7 @@ fn template_error(e: minijinja::Error) -> GitError {
 pub fn compose(
     template: Option<&MessageTemplate>,
     input: &MessageInput<'_>,
-) -> Result<String, GitError> {
+) -> Result<String, MessageError> {
     let mut message = match template {
         Some(t) => t.render(input)?,
         None => default_text(input),
