@@ -38,6 +38,9 @@ pub enum Command {
     Tags(TagsArgs),
     /// The audit trail from the commit log.
     History(HistoryArgs),
+    /// Every candidate of one policy with its verdict (registry tags, or a
+    /// promotion's values from its source's history).
+    Explain(ExplainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +195,37 @@ pub struct HistoryArgs {
     /// Verify signatures with an OpenPGP keyring (`gpg --export`) or an SSH
     /// allowed-signers file; repeat for both. Exit 1 when a listed commit
     /// is not Good.
+    #[arg(long, env = "CROWSNEST_VERIFY", value_name = "KEYS")]
+    pub verify: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The policy, `namespace:name` (`name` alone is in `default`).
+    #[arg(env = "CROWSNEST_EXPLAIN_POLICY", value_name = "NS:NAME")]
+    pub policy: String,
+    /// The daemon config: read the daemon's clone and its copy of the
+    /// repository's branch (nothing is fetched); registry settings too.
+    #[arg(long, env = "CROWSNEST_CONFIG", conflicts_with = "repo")]
+    pub config: Option<PathBuf>,
+    /// With --config: the entry of `repositories` whose policy it is
+    /// (required when the config has several).
+    #[arg(
+        long,
+        env = "CROWSNEST_REPOSITORY",
+        value_name = "NAME",
+        requires = "config"
+    )]
+    pub repository: Option<String>,
+    /// A local clone (default: the current folder) at HEAD, with policies
+    /// in `policies/` and markers anywhere.
+    #[arg(long, env = "CROWSNEST_REPO", value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long, env = "CROWSNEST_JSON")]
+    pub json: bool,
+    /// Keys for `requireSigned` promotions (as `history --verify`; with
+    /// --config, the config's `verifyKeys` are used when none are given).
     #[arg(long, env = "CROWSNEST_VERIFY", value_name = "KEYS")]
     pub verify: Vec<PathBuf>,
 }

@@ -26,6 +26,8 @@ pub mod metrics;
 pub mod model;
 pub mod policy;
 #[cfg(feature = "runtime")]
+pub mod promote;
+#[cfg(feature = "runtime")]
 pub mod reconcile;
 #[cfg(feature = "runtime")]
 pub mod registry;

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use tracing::{info, instrument, warn};
@@ -31,6 +31,7 @@ use crate::model::{
     Change, DigestReflection, Field, ImageName, ImageUpdate, Located, PolicyId, Selection, Shard,
 };
 use crate::policy::{Automation, FluxChange, Policy, Rule};
+use crate::promote::{self, Timeline};
 use crate::registry::{Registry, RegistryError};
 use crate::tagcache::TagCache;
 
@@ -112,6 +113,8 @@ pub struct Watched {
     pub interval: Option<Duration>,
     /// The tags its setters hold now (before this pass's changes), deduplicated.
     pub current: Vec<String>,
+    /// A promotion: its values come from Git, not from scans of `image`.
+    pub promoted: bool,
 }
 
 /// Where a pass reads tags from.
@@ -173,6 +176,20 @@ pub struct PassReport {
     /// Numerical policies decided this pass, and how many of their image's
     /// tags each skipped as not numbers.
     pub not_numeric: BTreeMap<PolicyId, usize>,
+    /// Promotion policies decided this pass: their source and decision.
+    pub promotions: BTreeMap<PolicyId, Promotion>,
+    /// When a pass should run again on its own: a promotion candidate
+    /// finishes soaking.
+    pub wake_at: Option<SystemTime>,
+}
+
+/// A promotion's decision in a pass.
+#[derive(Debug, Clone)]
+pub struct Promotion {
+    pub from: PolicyId,
+    /// The `repositories` entry the source was read from.
+    pub repository: String,
+    pub decision: promote::Decision,
 }
 
 impl PassReport {
@@ -191,6 +208,13 @@ pub struct SharedClone {
     repo: Mutex<Option<Repo>>,
 }
 
+/// A repository entry as a promotion's source: its clone and settings.
+#[derive(Clone)]
+struct SourceRepo {
+    clone: Arc<SharedClone>,
+    entry: RepositoryConfig,
+}
+
 /// Every repository entry of a config, with one registry client and one
 /// clone per URL.
 pub struct Fleet {
@@ -204,25 +228,39 @@ impl Fleet {
     pub fn new(config: &Config, registry: &Registry) -> Fleet {
         let mut clones: BTreeMap<&str, Arc<SharedClone>> = BTreeMap::new();
         let listing = Arc::new(ListingTurns::default());
+        let mut sources = BTreeMap::new();
+        for entry in &config.repositories {
+            let clone = clones
+                .entry(entry.git.url.as_str())
+                .or_insert_with(|| {
+                    Arc::new(SharedClone {
+                        git: entry.git.clone(),
+                        dir: entry.clone_dir.clone(),
+                        repo: Mutex::new(None),
+                    })
+                })
+                .clone();
+            sources.insert(
+                entry.name.clone(),
+                SourceRepo {
+                    clone,
+                    entry: entry.clone(),
+                },
+            );
+        }
+        let sources = Arc::new(sources);
         let entries = config
             .repositories
             .iter()
             .map(|entry| {
-                let clone = clones
-                    .entry(entry.git.url.as_str())
-                    .or_insert_with(|| {
-                        Arc::new(SharedClone {
-                            git: entry.git.clone(),
-                            dir: entry.clone_dir.clone(),
-                            repo: Mutex::new(None),
-                        })
-                    })
-                    .clone();
+                let clone = sources[&entry.name].clone.clone();
                 Arc::new(Reconciler {
                     config: config.clone(),
                     entry: entry.clone(),
                     registry: registry.clone(),
                     listing: listing.clone(),
+                    sources: sources.clone(),
+                    timelines: Mutex::new(HashMap::new()),
                     clone,
                     writer: Mutex::new(None),
                     warned: Mutex::new(HashSet::new()),
@@ -244,6 +282,11 @@ pub struct Reconciler {
     entry: RepositoryConfig,
     registry: Registry,
     listing: Arc<ListingTurns>,
+    /// Every entry of the config, by name: where promotions read from.
+    sources: Arc<BTreeMap<String, SourceRepo>>,
+    /// Promotion sources read so far, by source entry and policy: later
+    /// passes read only the new commits.
+    timelines: Mutex<HashMap<(String, PolicyId), Timeline>>,
     clone: Arc<SharedClone>,
     /// The entry's branches, author, signer and template, loaded by the
     /// first pass; a Flux automation may change the branches and author.
@@ -352,7 +395,7 @@ impl Reconciler {
         // Each finding is logged once per pass, not again on a re-plan.
         let mut logged = HashSet::new();
         for attempt in 1..=MAX_PUSH_ATTEMPTS {
-            let (base, inventory, findings) = self.snapshot().await?;
+            let (base, mut inventory, findings) = self.snapshot().await?;
             let mut report = PassReport {
                 findings,
                 conflicts,
@@ -372,9 +415,13 @@ impl Reconciler {
                 self.registry.allow_plain_http(&policy.image.registry);
             }
             report.watched = watched(&inventory, options.shard);
-            let selections = self
+            let mut selections = self
                 .select(&inventory, options.shard, tags, &mut report)
                 .await;
+            selections.extend(
+                self.promotions(&mut inventory, &base, options.shard, &mut report)
+                    .await,
+            );
             let edits = plan(&inventory, &selections, &mut report);
             report.selections = selections;
             if report.changes.is_empty() {
@@ -388,11 +435,13 @@ impl Reconciler {
             let flux_text = self.flux_message(&inventory, &report.changes)?;
             let changes = report.changes.clone();
             let updates = report.updates.clone();
+            let promoted = promoted_from(&report);
             let dry_run = options.dry_run;
             let push_branch = base.push_branch.clone();
             let (message, outcome) = self
                 .locked(move |repo| {
-                    let trailers = audit::trailer_lines(&updates);
+                    let mut trailers = audit::trailer_lines(&updates);
+                    trailers.extend(audit::promoted_lines(&promoted));
                     let message = match flux_text
                         .and_then(|t| crate::message::with_trailers(&t, &trailers))
                     {
@@ -532,6 +581,197 @@ impl Reconciler {
             })
     }
 
+    /// Decides every promotion policy of the shard from its source's
+    /// history: the picks, and each decision in the report. A promotion's
+    /// ordering (and downgrade guard) is its source policy's, set on the
+    /// inventory's copy of the policy here.
+    async fn promotions(
+        &self,
+        inventory: &mut Inventory,
+        base: &Base,
+        shard: Option<Shard>,
+        report: &mut PassReport,
+    ) -> BTreeMap<PolicyId, Selection> {
+        let mut selections = BTreeMap::new();
+        let promoted: Vec<Policy> = inventory
+            .used_policies()
+            .into_iter()
+            .filter(|p| p.promote.is_some() && shard.is_none_or(|s| s.owns(&p.id)))
+            .cloned()
+            .collect();
+        let now = SystemTime::now();
+        for policy in promoted {
+            let promote = policy.promote.clone().expect("filtered on promote");
+            match self
+                .promotion(inventory, base, &policy, &promote, now)
+                .await
+            {
+                Ok((order, promotion)) => {
+                    if let Some(order) = order {
+                        if let Some(p) = inventory.policies.get_mut(&policy.id) {
+                            p.rule = order.rule;
+                            p.filter = order.filter;
+                            p.exclusions = order.exclusions;
+                        }
+                    }
+                    if let Some(at) = promotion.decision.next_change {
+                        let at = std::time::UNIX_EPOCH
+                            + Duration::from_secs(u64::try_from(at).unwrap_or(0));
+                        report.wake_at = Some(report.wake_at.map_or(at, |w| w.min(at)));
+                    }
+                    if let Some(picked) = promotion.decision.picked() {
+                        let (tag, digest) = promote::tag_and_digest(&picked.value);
+                        if let Some(tag) = tag {
+                            info!(policy = %policy.id, from = %promotion.from, value = %picked.value, commit = %picked.commit, "promotion picked");
+                            selections.insert(
+                                policy.id.clone(),
+                                Selection {
+                                    tag: tag.to_owned(),
+                                    digest: digest.map(str::to_owned),
+                                },
+                            );
+                        }
+                    }
+                    report.promotions.insert(policy.id.clone(), promotion);
+                }
+                Err(message) => {
+                    warn!(policy = %policy.id, error = %message, "promotion not decided");
+                    report.failures.push(Failure {
+                        policy: policy.id.clone(),
+                        kind: "promotion",
+                        message,
+                    });
+                }
+            }
+        }
+        selections
+    }
+
+    /// One promotion: reads (incrementally) the history of its source
+    /// policy on the source entry's branch and decides. Returns the
+    /// source policy's ordering when it is known.
+    async fn promotion(
+        &self,
+        inventory: &Inventory,
+        base: &Base,
+        policy: &Policy,
+        promote: &crate::policy::Promote,
+        now: SystemTime,
+    ) -> Result<(Option<Policy>, Promotion), String> {
+        let name = promote
+            .repository
+            .clone()
+            .unwrap_or_else(|| self.entry.name.clone());
+        let source = self.sources.get(&name).cloned().ok_or_else(|| {
+            format!(
+                "{}: promote.repository {name:?} is not an entry of the daemon config",
+                policy.declared_at
+            )
+        })?;
+        let same = name == self.entry.name;
+        let key = (name.clone(), promote.from.clone());
+        let previous = self
+            .timelines
+            .lock()
+            .map_err(|_| "the timeline cache lock was poisoned".to_owned())?
+            .remove(&key)
+            .unwrap_or_default();
+        let verifier = if promote.require_signed {
+            if self.config.verify_keys.is_empty() {
+                return Err(format!(
+                    "{}: promote.requireSigned needs verifyKeys in the daemon config (the keys whose signatures count as Good)",
+                    policy.declared_at
+                ));
+            }
+            Some(
+                crate::git::verify::Verifier::load(&self.config.verify_keys)
+                    .map_err(|e| format!("verifyKeys: {e}"))?,
+            )
+        } else {
+            None
+        };
+        // The source policy: read here when it lives in this entry's tree,
+        // from the source's tip otherwise.
+        let local_order = same
+            .then(|| promote::ordering(&promote.from, |id| inventory.policies.get(id).cloned()));
+        let from = promote.from.clone();
+        let tip = same.then_some(base.branch_tip.0);
+        let entry = source.entry.clone();
+        let clone = source.clone.clone();
+        let scan_dir = if same {
+            inventory.scan_dir.clone()
+        } else {
+            entry.git.path.clone()
+        };
+        let (timeline, remote_order) = blocking(move || {
+            let mut guard = clone
+                .repo
+                .lock()
+                .map_err(|_| "the clone lock was poisoned".to_owned())?;
+            if guard.is_none() {
+                let writer = git::Writer::load(&entry.git).map_err(|e| e.to_string())?;
+                let repo =
+                    Repo::open_as(&clone.git, &clone.dir, writer).map_err(|e| e.to_string())?;
+                *guard = Some(repo);
+            }
+            let repo = guard.as_mut().expect("opened above");
+            let tip = match tip {
+                Some(tip) => tip,
+                None => {
+                    repo.fetch_branch(&entry.git.branch)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| {
+                            format!("{}: branch {} not found", repo.remote(), entry.git.branch)
+                        })?
+                        .0
+                }
+            };
+            let mut timeline = previous
+                .read(repo.repository(), tip, &from, &scan_dir)
+                .map_err(|e| e.to_string())?;
+            if let Some(verifier) = &verifier {
+                timeline.verify(repo.repository(), verifier);
+            }
+            let order = if same {
+                None
+            } else {
+                promote::ordering(&from, |id| {
+                    promote::policy_at(repo.repository(), tip, &entry.git.policies, id)
+                })
+            };
+            Ok::<_, String>((timeline, order))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let order = local_order.flatten().or(remote_order);
+        let current = if policy.allow_downgrade {
+            None
+        } else {
+            current_tag(inventory, &policy.id)
+        };
+        let decision = {
+            let ordering = order.as_ref().unwrap_or(policy);
+            promote::decide(
+                &timeline,
+                promote,
+                &ordering.selector(),
+                current.as_deref(),
+                unix(now),
+            )
+        };
+        if let Ok(mut timelines) = self.timelines.lock() {
+            timelines.insert(key, timeline);
+        }
+        Ok((
+            order,
+            Promotion {
+                from: promote.from.clone(),
+                repository: name,
+                decision,
+            },
+        ))
+    }
+
     /// Reads each used image's tags once and lets each of its policies
     /// pick. Images are handled a few at a time and their tags dropped once
     /// decided, so a pass over a thousand repositories of a thousand tags
@@ -545,7 +785,7 @@ impl Reconciler {
     ) -> BTreeMap<PolicyId, Selection> {
         let mut by_image: BTreeMap<String, Vec<&Policy>> = BTreeMap::new();
         for policy in inventory.used_policies() {
-            if shard.is_none_or(|s| s.owns(&policy.id)) {
+            if policy.promote.is_none() && shard.is_none_or(|s| s.owns(&policy.id)) {
                 by_image
                     .entry(policy.image.canonical())
                     .or_default()
@@ -793,6 +1033,41 @@ fn effective_git(
     (branch, push_branch, author)
 }
 
+/// The tag the first of `policy`'s setters holds now.
+fn current_tag(inventory: &Inventory, policy: &PolicyId) -> Option<String> {
+    inventory
+        .files
+        .values()
+        .flat_map(|f| &f.setters)
+        .filter(|s| &s.policy == policy)
+        .find_map(|s| match s.field {
+            Field::Image => tag_of(&s.value).map(str::to_owned),
+            Field::Tag => Some(s.value.clone()),
+            Field::Name | Field::Digest => None,
+        })
+}
+
+/// The `Promoted-From` trailers of a pass: one per promotion that changes
+/// something in it.
+fn promoted_from(report: &PassReport) -> Vec<audit::PromotedFrom> {
+    report
+        .promotions
+        .iter()
+        .filter(|(id, _)| report.changes.iter().any(|c| &c.policy == *id))
+        .filter_map(|(_, p)| {
+            p.decision.picked().map(|c| audit::PromotedFrom {
+                policy: p.from.clone(),
+                commit: c.commit.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn unix(at: SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// The used policies of `shard`, with the tags their setters hold now.
 fn watched(inventory: &Inventory, shard: Option<Shard>) -> Vec<Watched> {
     let mut current: BTreeMap<&PolicyId, Vec<String>> = BTreeMap::new();
@@ -818,6 +1093,7 @@ fn watched(inventory: &Inventory, shard: Option<Shard>) -> Vec<Watched> {
             image: p.image.clone(),
             interval: p.interval,
             current: current.remove(&p.id).unwrap_or_default(),
+            promoted: p.promote.is_some(),
         })
         .collect()
 }

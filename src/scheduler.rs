@@ -49,7 +49,8 @@ use crate::model::{PolicyId, Selection, Shard};
 use crate::reconcile::{Fleet, PassOptions, PassReport, ReconcileError, Reconciler, Watched};
 use crate::registry::Registry;
 use crate::status::{
-    CommitStatus, PassStatus, PolicyStatus, RepositoryStatus, SharedStatus, timestamp,
+    CommitStatus, PassStatus, PolicyStatus, PromotionStatus, RepositoryStatus, SharedStatus,
+    timestamp,
 };
 use crate::tagcache::TagCache;
 use crate::webhooks::Push;
@@ -165,6 +166,7 @@ struct PolicyState {
     /// Whether it has a `crowsnest_policy_tags_not_numeric` series (a
     /// numerical policy decided at least once), under `image`.
     not_numeric: bool,
+    promotion: Option<PromotionStatus>,
 }
 
 /// One repository entry: its passes, its failures, what it watches.
@@ -180,6 +182,9 @@ struct Entry {
     settled: bool,
     /// The policies its last finished pass watched.
     watched: Vec<Watched>,
+    /// Other entries its promotions read from: a commit there asks for a
+    /// pass here.
+    sources: BTreeSet<String>,
     policies: BTreeMap<PolicyId, PolicyState>,
     status: RepositoryStatus,
 }
@@ -190,7 +195,9 @@ impl Entry {
     }
 
     fn watches(&self, image: &str) -> bool {
-        self.watched.iter().any(|w| w.image.canonical() == image)
+        self.watched
+            .iter()
+            .any(|w| !w.promoted && w.image.canonical() == image)
     }
 }
 
@@ -244,6 +251,7 @@ impl Scheduler {
                     failures: 0,
                     settled: false,
                     watched: Vec::new(),
+                    sources: BTreeSet::new(),
                     policies: BTreeMap::new(),
                 }
             })
@@ -552,12 +560,36 @@ impl Scheduler {
             Ok(report) => {
                 entry.failures = 0;
                 entry.next_pass = now + jittered(interval);
+                // A promotion candidate finishing its soak: pass right then.
+                if let Some(at) = report.wake_at {
+                    let left = at.duration_since(wall).unwrap_or(Duration::ZERO);
+                    let at = now + left + Duration::from_millis(50);
+                    if at < entry.next_pass {
+                        info!(repository = %name, in_ = ?left, "next pass when a promotion candidate has soaked");
+                        entry.next_pass = at;
+                    }
+                }
+                entry.sources = report
+                    .promotions
+                    .values()
+                    .map(|p| p.repository.clone())
+                    .filter(|r| *r != name)
+                    .collect();
+                let committed = report.commit.is_some();
                 if !entry.settled {
                     info!(repository = %name, policies = report.watched.len(), "first pass done");
                 }
                 entry.settled = true;
                 entry.status.ready = true;
                 self.passed(index, report, wall);
+                if committed {
+                    // Promotions reading this entry's branch see the commit now.
+                    for other in &mut self.entries {
+                        if other.sources.contains(&name) {
+                            other.wanted = true;
+                        }
+                    }
+                }
             }
             Err(e) => {
                 entry.failures += 1;
@@ -634,7 +666,12 @@ impl Scheduler {
         let default = self.config.scan.interval;
         let mut intervals: BTreeMap<String, (crate::model::ImageName, Vec<Option<Duration>>)> =
             BTreeMap::new();
-        for w in self.entries.iter().flat_map(|e| &e.watched) {
+        for w in self
+            .entries
+            .iter()
+            .flat_map(|e| &e.watched)
+            .filter(|w| !w.promoted)
+        {
             intervals
                 .entry(w.image.canonical())
                 .or_insert_with(|| (w.image.clone(), Vec::new()))
@@ -760,6 +797,7 @@ impl Scheduler {
             state.image_key = w.image.canonical();
             state.latest = selection;
             state.last_error = failed.get(&w.id).map(|m| (*m).to_owned());
+            state.promotion = report.promotions.get(&w.id).map(promotion_status);
             policies.insert(w.id.clone(), state);
         }
         for (id, old) in std::mem::take(&mut entry.policies) {
@@ -818,6 +856,7 @@ impl Scheduler {
                         .clone()
                         .or_else(|| image.and_then(|r| r.last_error.clone())),
                     findings: p.findings.clone(),
+                    promotion: p.promotion.clone(),
                 });
             }
         }
@@ -826,6 +865,28 @@ impl Scheduler {
             s.repositories = repositories;
             s.policies = policies;
         });
+    }
+}
+
+/// What the status shows of a promotion's decision.
+fn promotion_status(promotion: &crate::reconcile::Promotion) -> PromotionStatus {
+    let decision = &promotion.decision;
+    let soaking = decision
+        .candidates
+        .iter()
+        .find(|c| matches!(c.verdict, crate::promote::Verdict::Soaking { .. }));
+    PromotionStatus {
+        from: promotion.from.to_string(),
+        repository: promotion.repository.clone(),
+        picked: decision.picked().map(|c| c.value.clone()),
+        picked_commit: decision.picked().map(|c| c.commit.to_string()),
+        soaking: soaking.map(|c| c.value.clone()),
+        eligible_at: decision.next_change.map(crate::audit::time::format_time),
+        candidates: decision
+            .candidates
+            .iter()
+            .map(|c| format!("{}: {}", c.value, c.verdict))
+            .collect(),
     }
 }
 

@@ -90,6 +90,26 @@ pub struct PolicyStatus {
     /// Problems holding it back (all of it when the policy is disabled,
     /// or some of its markers and targets).
     pub findings: Vec<String>,
+    /// For a promotion: its source and candidates.
+    pub promotion: Option<PromotionStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionStatus {
+    /// `namespace:name` of the source policy.
+    pub from: String,
+    /// The `repositories` entry it is read from.
+    pub repository: String,
+    /// The value picked at the last pass, and the source commit it
+    /// landed with.
+    pub picked: Option<String>,
+    pub picked_commit: Option<String>,
+    /// A candidate still soaking, and when it becomes eligible.
+    pub soaking: Option<String>,
+    pub eligible_at: Option<String>,
+    /// Every candidate, newest first: `value: verdict`.
+    pub candidates: Vec<String>,
 }
 
 /// RFC 3339 in UTC, seconds precision.

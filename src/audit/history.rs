@@ -258,6 +258,8 @@ struct CommitInfo {
     author: Person,
     /// The message's `Image-Update` trailers.
     updates: Vec<crate::model::ImageUpdate>,
+    /// Its `Promoted-From` trailers.
+    promoted: Vec<audit::PromotedFrom>,
 }
 
 /// Every commit reachable from `tip`, newest first by committer time,
@@ -379,10 +381,11 @@ fn parse_commit(id: Oid, raw: &[u8]) -> Option<CommitInfo> {
             time = Some(person(who)?.1);
         }
     }
-    let updates = if audit::may_have_trailers(message) {
-        audit::parse_trailers(&String::from_utf8_lossy(message))
+    let (updates, promoted) = if audit::may_have_trailers(message) {
+        let text = String::from_utf8_lossy(message);
+        (audit::parse_trailers(&text), audit::parse_promoted(&text))
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     Some(CommitInfo {
         id,
@@ -392,6 +395,7 @@ fn parse_commit(id: Oid, raw: &[u8]) -> Option<CommitInfo> {
         time: time?,
         author: author?,
         updates,
+        promoted,
     })
 }
 
@@ -426,6 +430,8 @@ pub fn verify_commit(
 #[derive(Debug, Default)]
 struct PolicySet {
     images: HashMap<PolicyId, String>,
+    /// Promotion policies and the policy each promotes from.
+    promoted_from: HashMap<PolicyId, PolicyId>,
     /// File -> the targets that name it, and a hash of that list (the
     /// field cache's key: a blob's fields depend on the targets too).
     targets: HashMap<String, (Vec<(PolicyId, Target)>, u64)>,
@@ -488,13 +494,33 @@ impl<'r> Reader<'r> {
             }
             let first = trail.entries.len();
             if !commit.updates.is_empty() {
+                // Which updates are promotions: the commit's policies say
+                // what each promotes from, the trailers from which commit.
+                let sources = if commit.promoted.is_empty() {
+                    None
+                } else {
+                    Some(self.policy_set(commit.tree)?)
+                };
                 for update in &commit.updates {
                     let image = image_of(&update.to).to_owned();
                     if !filter.keeps_policy(&update.policy) || !filter.keeps_image(Some(&image)) {
                         continue;
                     }
+                    let promoted_from = sources.as_ref().and_then(|set| {
+                        let from = set.promoted_from.get(&update.policy)?;
+                        commit
+                            .promoted
+                            .iter()
+                            .find(|p| &p.policy == from)
+                            .map(|p| format!("{} {}", p.policy, p.commit))
+                    });
                     trail.entries.push(Entry {
-                        kind: Kind::Update,
+                        kind: if promoted_from.is_some() {
+                            Kind::Promotion
+                        } else {
+                            Kind::Update
+                        },
+                        promoted_from,
                         time,
                         commit: id.to_string(),
                         author: commit.author.clone(),
@@ -517,6 +543,7 @@ impl<'r> Reader<'r> {
                         continue;
                     }
                     trail.entries.push(Entry {
+                        promoted_from: None,
                         kind: Kind::Manual,
                         time,
                         commit: id.to_string(),
@@ -778,6 +805,9 @@ impl<'r> Reader<'r> {
                         continue;
                     }
                     set.images.insert(p.id.clone(), p.image.written.clone());
+                    if let Some(promote) = &p.promote {
+                        set.promoted_from.insert(p.id.clone(), promote.from.clone());
+                    }
                     for target in p.targets {
                         targets
                             .entry(target.file.clone())

@@ -33,6 +33,44 @@ pub fn trailer_lines(updates: &[ImageUpdate]) -> Vec<String> {
         .collect()
 }
 
+/// The key of the trailer a promotion adds beside its `Image-Update`:
+/// `Promoted-From: <source ns>:<name> <source commit>`.
+pub const PROMOTED_KEY: &str = "Promoted-From";
+
+/// A promotion's source: the policy and the commit its value landed with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PromotedFrom {
+    pub policy: PolicyId,
+    pub commit: String,
+}
+
+/// The `Promoted-From` lines, sorted and distinct.
+pub fn promoted_lines(sources: &[PromotedFrom]) -> Vec<String> {
+    let unique: BTreeSet<&PromotedFrom> = sources.iter().collect();
+    unique
+        .into_iter()
+        .map(|p| format!("{PROMOTED_KEY}: {} {}", p.policy, p.commit))
+        .collect()
+}
+
+/// Reads the `Promoted-From` trailers of a commit message.
+pub fn parse_promoted(message: &str) -> Vec<PromotedFrom> {
+    message
+        .lines()
+        .filter_map(|line| line.strip_prefix(PROMOTED_KEY)?.strip_prefix(':'))
+        .filter_map(|rest| {
+            let (policy, commit) = rest.trim().split_once(' ')?;
+            let (namespace, name) = policy.split_once(':')?;
+            let commit = commit.trim();
+            let hex = commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit());
+            (!namespace.is_empty() && !name.is_empty() && hex).then(|| PromotedFrom {
+                policy: PolicyId::new(namespace, name),
+                commit: commit.to_owned(),
+            })
+        })
+        .collect()
+}
+
 /// `true` when `message` mentions the trailer key at all: a cheap test
 /// that lets most commits skip [`parse_trailers`].
 pub fn may_have_trailers(message: &[u8]) -> bool {
@@ -92,6 +130,20 @@ mod tests {
             ]
         );
         let message = format!("subject\n\nbody\n\n{}\n", lines.join("\n"));
+        let promoted = promoted_lines(&[PromotedFrom {
+            policy: PolicyId::new("staging", "podinfo"),
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        }]);
+        assert_eq!(
+            promoted,
+            ["Promoted-From: staging:podinfo 0123456789abcdef0123456789abcdef01234567"]
+        );
+        let with = format!("{message}{}\n", promoted[0]);
+        assert_eq!(
+            parse_promoted(&with)[0].policy,
+            PolicyId::new("staging", "podinfo")
+        );
+        assert!(parse_promoted("Promoted-From: x y\nPromoted-From: a:b zz\n").is_empty());
         assert_eq!(parse_trailers(&message), vec![b, a]);
     }
 

@@ -17,6 +17,9 @@ use crate::model::{Field, ImageName, PolicyId};
 pub enum Kind {
     Update,
     Manual,
+    /// An update whose value was promoted from another policy's history
+    /// (a `Promoted-From` trailer names the source).
+    Promotion,
 }
 
 /// A commit's author.
@@ -118,6 +121,9 @@ pub struct Entry {
     pub to: String,
     /// `None` unless signatures were verified.
     pub signature: Option<SignatureReport>,
+    /// Promotions only: `<source ns>:<name> <source commit>`.
+    #[serde(rename = "promotedFrom", skip_serializing_if = "Option::is_none")]
+    pub promoted_from: Option<String>,
 }
 
 fn rfc3339<S: Serializer>(time: &Seconds, s: S) -> Result<S::Ok, S::Error> {
@@ -231,6 +237,7 @@ pub fn render_table(entries: &[Entry], signatures: bool) -> String {
             match e.kind {
                 Kind::Update => "update".to_owned(),
                 Kind::Manual => "manual".to_owned(),
+                Kind::Promotion => "promotion".to_owned(),
             },
             e.policy.to_string(),
             e.from.clone(),
@@ -246,8 +253,9 @@ pub fn render_table(entries: &[Entry], signatures: bool) -> String {
                     .to_owned(),
             );
         }
-        row.push(match (&e.file, e.line, e.field) {
-            (Some(file), Some(line), Some(field)) => format!("{file}:{line} ({field})"),
+        row.push(match (&e.file, e.line, e.field, &e.promoted_from) {
+            (Some(file), Some(line), Some(field), _) => format!("{file}:{line} ({field})"),
+            (_, _, _, Some(source)) => format!("from {source}"),
             _ => String::new(),
         });
         rows.push(row);
@@ -290,6 +298,7 @@ mod tests {
             field: None,
             file: None,
             line: None,
+            promoted_from: None,
             from: from.into(),
             to: to.into(),
             signature: None,

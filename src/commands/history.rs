@@ -153,10 +153,20 @@ pub async fn run(args: HistoryArgs) -> Exit {
         .map(|e| e.commit.as_str())
         .collect::<std::collections::BTreeSet<_>>()
         .len();
+    let promotions = trail
+        .entries
+        .iter()
+        .filter(|e| e.kind == record::Kind::Promotion)
+        .count();
+    let promoted = if promotions > 0 {
+        format!(", {promotions} promotion(s)")
+    } else {
+        String::new()
+    };
     let mut summary = format!(
-        "{} update(s), {} manual change(s) in {} commit(s) read",
+        "{} update(s){promoted}, {} manual change(s) in {} commit(s) read",
         updates,
-        trail.entries.len() - updates,
+        trail.entries.len() - updates - promotions,
         trail.commits
     );
     if trail.shallow > 0 {

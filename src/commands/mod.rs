@@ -3,6 +3,7 @@
 //! exit code of PRODUCT.md §4.
 
 pub mod check;
+pub mod explain;
 pub mod history;
 pub mod once;
 pub mod run;
@@ -18,6 +19,7 @@ pub async fn dispatch(command: Command) -> Exit {
         Command::Check(args) => check::run(args).await,
         Command::Tags(args) => tags::run(args).await,
         Command::History(args) => history::run(args).await,
+        Command::Explain(args) => explain::run(args).await,
     }
 }
 

@@ -465,7 +465,7 @@ fn render_summary(summary: &Summary, total: usize, label: &str) -> String {
 }
 
 /// Every tag with its verdict, aligned, in the order listed.
-fn render_all(decision: &Decision, label: &str) -> String {
+pub(crate) fn render_all(decision: &Decision, label: &str) -> String {
     let extracted = decision.candidates.iter().any(|c| c.value.is_some());
     let mut rows: Vec<Vec<&str>> = Vec::with_capacity(decision.candidates.len() + 1);
     let mut header = vec!["TAG"];

@@ -55,6 +55,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub http: HttpConfig,
     pub flux: FluxConfig,
+    /// `verifyKeys`: OpenPGP public keys and SSH allowed-signers files that
+    /// make a commit Good-signed for `requireSigned` promotions.
+    pub verify_keys: Vec<PathBuf>,
 }
 
 /// How Flux image automation objects in the repository are read.
@@ -323,8 +326,14 @@ impl Validator<'_> {
                 .map(|a| self.automation(a))
                 .transpose()?,
         };
+        let verify_keys = wire
+            .verify_keys
+            .iter()
+            .map(|k| self.path(k))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             source: PathBuf::from(&self.file),
+            verify_keys,
             repositories,
             registries,
             scan: ScanConfig { interval },

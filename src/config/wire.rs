@@ -24,6 +24,10 @@ pub struct ConfigWire {
     pub http: Option<HttpWire>,
     #[serde(default)]
     pub flux: Option<FluxWire>,
+    /// Public keys that make a commit Good-signed (as `history --verify`),
+    /// for promotions with `requireSigned`.
+    #[serde(default)]
+    pub verify_keys: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

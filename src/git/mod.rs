@@ -91,7 +91,7 @@ const REMOTE: &str = "origin";
 
 /// A commit id (SHA-1 hex when displayed).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CommitId(Oid);
+pub struct CommitId(pub Oid);
 
 impl CommitId {
     /// The first 12 hex digits, for logs.
@@ -348,6 +348,21 @@ impl Repo {
     /// The bare clone (for reading history).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The clone, for reading history (promotions read a source branch).
+    pub fn repository(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// Fetches `branch` alone into its tracking ref and returns its tip
+    /// (`None`: the remote has no such branch). Another entry's branch on
+    /// the same URL, read by a promotion.
+    pub fn fetch_branch(&mut self, branch: &str) -> Result<Option<CommitId>, GitError> {
+        let heads = fetch_refs(&self.repo, &self.transport, branch, branch)
+            .map_err(|f| f.into_error(&self.transport))?;
+        self.stats.fetches += 1;
+        Ok(heads.branch.map(CommitId))
     }
 
     /// The remote URL without credentials.

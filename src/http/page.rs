@@ -170,9 +170,27 @@ fn section(html: &mut String, repository: &RepositoryStatus, policies: &[&Policy
         } else {
             "<span class=\"badge pending\">pending</span>"
         };
+        let promotion = p.promotion.as_ref().map_or_else(String::new, |pr| {
+            let soaking = match (&pr.soaking, &pr.eligible_at) {
+                (Some(value), Some(at)) => format!(
+                    "<br>soaking <code>{}</code> until {}",
+                    escape(value),
+                    escape(at)
+                ),
+                _ => String::new(),
+            };
+            let picked = pr.picked_commit.as_deref().map_or_else(String::new, |c| {
+                format!("<br>picked from <code>{}</code>", escape(&short(c)))
+            });
+            format!(
+                "<br><span class=\"meta\">promoted from <code>{}</code> ({}){soaking}{picked}</span>",
+                escape(&pr.from),
+                escape(&pr.repository)
+            )
+        });
         let _ = write!(
             html,
-            "<tr><td><code>{id}</code> {state}</td><td><code>{image}</code></td><td>{current}</td>\
+            "<tr><td><code>{id}</code> {state}{promotion}</td><td><code>{image}</code></td><td>{current}</td>\
              <td><b>{latest}</b></td><td>{scan}</td><td><code>{commit}</code></td><td class=\"err\">{error}</td></tr>",
             id = escape(&p.id),
             image = escape(&p.image),

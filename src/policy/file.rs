@@ -11,13 +11,14 @@
 //! every document is ours, else each document on its own.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
 use super::filter::{Exclusions, TagFilter};
 use super::select::{Order, Rule};
 use super::semver::{Range, SyntaxError};
-use super::{Broken, Declares, Policy, PolicyError};
+use super::{Broken, Declares, Policy, PolicyError, Promote};
 use crate::config::parse_interval;
 use crate::model::{
     DigestReflection, Field, ImageName, Located, Platform, PolicyId, Position, Target, TargetPath,
@@ -80,7 +81,12 @@ pub(super) mod wire {
         pub image: Spanned<String>,
         #[serde(default)]
         pub interval: Option<Spanned<String>>,
-        pub policy: Spanned<RuleWire>,
+        /// How to choose among the registry's tags; or `promote`.
+        #[serde(default)]
+        pub policy: Option<Spanned<RuleWire>>,
+        /// Take what another policy's setters have held long enough.
+        #[serde(default)]
+        pub promote: Option<Spanned<PromoteWire>>,
         #[serde(default)]
         pub filter_tags: Option<Spanned<FilterWire>>,
         #[serde(default)]
@@ -93,6 +99,20 @@ pub(super) mod wire {
         pub allow_downgrade: bool,
         #[serde(default)]
         pub targets: Vec<Spanned<TargetWire>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "promote", deny_unknown_fields, rename_all = "camelCase")]
+    pub struct PromoteWire {
+        pub from: Spanned<String>,
+        #[serde(default)]
+        pub repository: Option<Spanned<String>>,
+        #[serde(default)]
+        pub soak: Option<Spanned<String>>,
+        #[serde(default)]
+        pub rollback: Option<Spanned<String>>,
+        #[serde(default)]
+        pub require_signed: bool,
     }
 
     #[derive(Debug, Deserialize)]
@@ -488,7 +508,46 @@ impl Validator<'_> {
                 parse_interval(&i.value).map_err(|e| self.invalid(i, format!("spec.interval: {e}")))
             })
             .transpose()?;
-        let rule = self.rule(&spec.policy)?;
+        let (rule, promote) = match (&spec.policy, &spec.promote) {
+            (Some(rule), None) => (self.rule(rule)?, None),
+            (None, Some(promote)) => {
+                let taken_as_is = [
+                    ("filterTags", spec.filter_tags.is_some()),
+                    ("exclusionList", spec.exclusion_list.is_some()),
+                    (
+                        "digestReflectionPolicy",
+                        spec.digest_reflection_policy.is_some(),
+                    ),
+                    ("platform", spec.platform.is_some()),
+                ];
+                if let Some((key, _)) = taken_as_is.iter().find(|(_, set)| *set) {
+                    return Err(self.invalid(
+                        promote,
+                        format!(
+                            "spec.{key} does not apply to a promotion: the value is taken exactly as the source holds it, digest included"
+                        ),
+                    ));
+                }
+                // Values are ordered by the source policy's rule once the
+                // pass has read it; by semver until then.
+                let order = Range::parse("*")
+                    .map(Rule::Semver)
+                    .map_err(|e| self.invalid(promote, e.to_string()))?;
+                (order, Some(self.promote(promote)?))
+            }
+            (Some(_), Some(promote)) => {
+                return Err(self.invalid(
+                    promote,
+                    "give either spec.policy (choose from the registry) or spec.promote (take what another policy held), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self.invalid(
+                    &document.value.spec,
+                    "spec needs policy (semver, alphabetical or numerical) or promote",
+                ));
+            }
+        };
         let filter = spec
             .filter_tags
             .as_ref()
@@ -541,7 +600,60 @@ impl Validator<'_> {
             allow_downgrade: spec.allow_downgrade,
             insecure: false,
             targets,
+            promote,
             declared_at: self.at(document),
+        })
+    }
+
+    fn promote(&self, spanned: &Spanned<wire::PromoteWire>) -> Result<Promote, PolicyError> {
+        let wire = &spanned.value;
+        let from = match wire.from.value.split_once(':') {
+            Some((ns, name)) if valid_namespace(ns) && valid_name(name) => PolicyId::new(ns, name),
+            None if valid_name(&wire.from.value) => {
+                PolicyId::new(DEFAULT_NAMESPACE, wire.from.value.clone())
+            }
+            _ => {
+                return Err(self.invalid(
+                    &wire.from,
+                    format!(
+                        "promote.from {:?} must name a policy as namespace:name (or name in the default namespace)",
+                        wire.from.value
+                    ),
+                ));
+            }
+        };
+        let soak = wire
+            .soak
+            .as_ref()
+            .map(|s| {
+                humantime::parse_duration(s.value.trim()).map_err(|e| {
+                    self.invalid(
+                        s,
+                        format!(
+                            "promote.soak {:?} is not a duration like 30m or 24h: {e}",
+                            s.value
+                        ),
+                    )
+                })
+            })
+            .transpose()?
+            .unwrap_or(Duration::ZERO);
+        let rollback_blocks = match wire.rollback.as_ref().map(|r| r.value.as_str()) {
+            None | Some("block") => true,
+            Some("allow") => false,
+            Some(other) => {
+                return Err(self.invalid(
+                    wire.rollback.as_ref().expect("matched Some"),
+                    format!("promote.rollback {other:?} is not one of: block, allow"),
+                ));
+            }
+        };
+        Ok(Promote {
+            from,
+            repository: wire.repository.as_ref().map(|r| r.value.clone()),
+            soak,
+            rollback_blocks,
+            require_signed: wire.require_signed,
         })
     }
 

@@ -698,6 +698,7 @@ impl Reader<'_> {
                 allow_downgrade: true,
                 insecure: false,
                 targets: Vec::new(),
+                promote: None,
                 declared_at: self.v.at(object),
             },
             repository,

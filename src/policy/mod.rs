@@ -151,8 +151,28 @@ pub struct Policy {
     /// set in the daemon config.
     pub insecure: bool,
     pub targets: Vec<Target>,
+    /// `spec.promote`: values come from another policy's setters, not
+    /// from the registry.
+    pub promote: Option<Promote>,
     /// Where the document starts.
     pub declared_at: Located,
+}
+
+/// `spec.promote` (PRODUCT.md §8): take the values `from`'s setters held
+/// on its branch or folder once they held long enough.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promote {
+    /// The source policy.
+    pub from: PolicyId,
+    /// The `repositories` entry where `from` lives; `None`: this one.
+    pub repository: Option<String>,
+    /// How long a value must have held there, unreplaced.
+    pub soak: Duration,
+    /// `rollback: block` (the default): a value once replaced by a lower
+    /// one is never promoted.
+    pub rollback_blocks: bool,
+    /// Count only time that began with a Good-signed commit.
+    pub require_signed: bool,
 }
 
 impl Policy {

@@ -1,0 +1,591 @@
+//! Promotion between environments (PRODUCT.md §8) end to end: remotes
+//! whose histories have known shapes (commits with set dates, some signed
+//! by git with GnuPG, some by someone else), `crowsnest once`, `explain`,
+//! `history`, and a daemon that waits out a soak of seconds.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::daemon::Daemon;
+use support::git::{Remote, git, write};
+use support::registry::{Auth, RegistryServer};
+use support::signing::GpgKey;
+
+const AUTHOR: &str = "Crowsnest Bot";
+const HOUR: i64 = 3600;
+const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const TOKEN: &str = "promotion-hook-token";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn deployment(host: &str, policy: &str, value: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {host}/demo/app:{value} # {{\"$imagepolicy\": \"{policy}\"}}\n"
+    )
+}
+
+fn registry_policy(host: &str, namespace: &str) -> String {
+    format!(
+        "apiVersion: crowsnest/v1\nkind: ImagePolicy\nmetadata:\n  name: app\n  namespace: {namespace}\nspec:\n  image: {host}/demo/app\n  policy:\n    semver:\n      range: \">=1.0.0\"\n"
+    )
+}
+
+fn promotion_policy(host: &str, namespace: &str, promote: &str) -> String {
+    format!(
+        "apiVersion: crowsnest/v1\nkind: ImagePolicy\nmetadata:\n  name: app\n  namespace: {namespace}\nspec:\n  image: {host}/demo/app\n  promote:\n{promote}"
+    )
+}
+
+/// One commit of a scripted history: when (seconds since the epoch), by
+/// whom, signed or not, and the files it writes.
+struct Step<'a> {
+    at: i64,
+    author: &'a str,
+    signed: bool,
+    files: Vec<(String, String)>,
+}
+
+/// Appends `steps` to `branch` of `remote` (creating it from `base` when
+/// it does not exist), each commit with its author, dates and signature.
+fn script(remote: &Remote, branch: &str, key: Option<&GpgKey>, steps: &[Step<'_>]) {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("w");
+    let cloned = git()
+        .args(["clone", "-q"])
+        .arg(&remote.path)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(cloned.status.success(), "{}", text(&cloned.stderr));
+    let has_branch = git()
+        .arg("-C")
+        .arg(&dir)
+        .args(["rev-parse", "--verify", "-q", &format!("origin/{branch}")])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    let origin = format!("origin/{branch}");
+    let checkout: Vec<&str> = if has_branch {
+        vec!["checkout", "-q", "-B", branch, &origin]
+    } else {
+        vec!["checkout", "-q", "--orphan", branch]
+    };
+    assert!(
+        git()
+            .arg("-C")
+            .arg(&dir)
+            .args(&checkout)
+            .status()
+            .unwrap()
+            .success()
+    );
+    if !has_branch {
+        // An orphan starts empty, whatever the clone checked out.
+        let _ = git().arg("-C").arg(&dir).args(["rm", "-rfq", "."]).output();
+    }
+    for step in steps {
+        for (path, text) in &step.files {
+            write(&dir, path, text.as_bytes());
+        }
+        assert!(
+            git()
+                .arg("-C")
+                .arg(&dir)
+                .args(["add", "-A"])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let date = format!("@{} +0000", step.at);
+        let mut commit = git();
+        commit
+            .env("GIT_AUTHOR_NAME", step.author)
+            .env("GIT_COMMITTER_NAME", step.author)
+            .env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_DATE", &date)
+            .arg("-C")
+            .arg(&dir)
+            .args([
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                &format!("{} at {}", step.author, step.at),
+            ]);
+        if step.signed {
+            let key = key.expect("a key for signed steps");
+            commit
+                .env("GNUPGHOME", key.signer_home())
+                .arg(format!("-S{}", key.fingerprint));
+        }
+        let out = commit.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = git()
+        .arg("-C")
+        .arg(&dir)
+        .args(["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn step<'a>(at: i64, author: &'a str, files: &[(&str, String)]) -> Step<'a> {
+    Step {
+        at,
+        author,
+        signed: false,
+        files: files
+            .iter()
+            .map(|(p, t)| ((*p).to_owned(), t.clone()))
+            .collect(),
+    }
+}
+
+fn crowsnest(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_crowsnest"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run crowsnest")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+struct Setup {
+    registry: RegistryServer,
+    remote: Remote,
+    key: GpgKey,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(tags: &[&str]) -> Setup {
+        let registry = RegistryServer::start(Auth::Anonymous);
+        registry.push_tags("demo/app", tags);
+        Setup {
+            registry,
+            remote: Remote::empty(),
+            key: GpgKey::ed25519(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn host(&self) -> String {
+        self.registry.host()
+    }
+
+    fn config(&self, extra: &str) -> PathBuf {
+        let path = self.dir.path().join("crowsnest.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n{extra}",
+                url = self.remote.url(),
+                key = self.key.key_file.display(),
+                host = self.host(),
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn file(&self, path: &str) -> String {
+        text(&self.remote.file("main", path).expect("the file"))
+    }
+}
+
+#[test]
+fn once_promotes_the_value_that_soaked_exactly_and_never_a_rolled_back_one() {
+    let setup = Setup::new(&["1.0.0", "1.1.0", "1.2.0"]);
+    let host = setup.host();
+    let t = now();
+    let staging = |value: &str| ("staging/app.yaml", deployment(&host, "staging:app", value));
+    let with_digest = format!("1.1.0@{D1}");
+    script(
+        &setup.remote,
+        "main",
+        None,
+        &[
+            step(
+                t - 100 * HOUR,
+                "bot",
+                &[
+                    ("policies/staging.yaml", registry_policy(&host, "staging")),
+                    (
+                        "policies/production.yaml",
+                        promotion_policy(
+                            &host,
+                            "production",
+                            "    from: staging:app\n    soak: 24h\n",
+                        ),
+                    ),
+                    staging("1.0.0"),
+                    (
+                        "production/app.yaml",
+                        deployment(&host, "production:app", "1.0.0"),
+                    ),
+                ],
+            ),
+            step(t - 80 * HOUR, "bot", &[staging(&with_digest)]),
+            step(t - 40 * HOUR, "bot", &[staging("1.3.0")]),
+            // A manual rollback: 1.3.0 is never promoted; the value alice
+            // put back counts as held again, with her as its author.
+            step(t - 38 * HOUR, "alice", &[staging(&with_digest)]),
+            step(t - 2 * HOUR, "bot", &[staging("1.2.0")]),
+        ],
+    );
+    let soaked_commit = setup.remote.log("main")[3].id.clone();
+    let config = setup.config("");
+    let repo = setup.remote.path.to_str().unwrap().to_owned();
+
+    let explain = crowsnest(
+        setup.dir.path(),
+        &["explain", "production:app", "--repo", &repo],
+    );
+    assert_eq!(explain.status.code(), Some(0), "{}", text(&explain.stderr));
+    let table = text(&explain.stdout);
+    assert!(table.contains("soaking 2h of 1day"), "{table}");
+    assert!(table.contains("rolled back in "), "{table}");
+    assert!(
+        table.contains(&format!("picked {host}/demo/app:1.1.0@{D1}")),
+        "{table}"
+    );
+
+    let once = crowsnest(
+        setup.dir.path(),
+        &["once", "--config", config.to_str().unwrap()],
+    );
+    assert_eq!(
+        once.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&once.stdout),
+        text(&once.stderr)
+    );
+    assert_eq!(
+        setup.file("production/app.yaml"),
+        deployment(&host, "production:app", &with_digest),
+        "the value is written exactly as staging held it, digest included"
+    );
+    assert_eq!(
+        setup.file("staging/app.yaml"),
+        deployment(&host, "staging:app", "1.2.0")
+    );
+    let message = setup.remote.message("main");
+    assert!(
+        message.contains(&format!(
+            "Image-Update: production:app {host}/demo/app:1.0.0 -> {host}/demo/app:1.1.0@{D1}"
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("Promoted-From: staging:app {soaked_commit}")),
+        "{message}"
+    );
+    setup
+        .key
+        .verify_commit(&setup.remote.path, "main")
+        .expect("a signed commit");
+
+    // Nothing more to do; the history lists the promotion with its source.
+    let again = crowsnest(
+        setup.dir.path(),
+        &["once", "--config", config.to_str().unwrap()],
+    );
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        text(&again.stdout).contains("up to date"),
+        "{}",
+        text(&again.stdout)
+    );
+    let history = crowsnest(setup.dir.path(), &["history", "--repo", &repo, "--json"]);
+    let lines = text(&history.stdout);
+    let promotion = lines
+        .lines()
+        .find(|l| l.contains("\"kind\":\"promotion\""))
+        .unwrap_or_else(|| panic!("a promotion in\n{lines}"));
+    assert!(
+        promotion.contains(&format!("\"promotedFrom\":\"staging:app {soaked_commit}\"")),
+        "{promotion}"
+    );
+    let manual = lines
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"manual\"") && l.contains("alice"))
+        .count();
+    assert_eq!(manual, 1, "{lines}");
+}
+
+#[test]
+fn require_signed_counts_only_periods_that_began_with_a_good_signature() {
+    let setup = Setup::new(&["1.0.0"]);
+    let host = setup.host();
+    let t = now();
+    let staging = |value: &str| ("staging/app.yaml", deployment(&host, "staging:app", value));
+    let signed = |at, files: &[(&str, String)]| Step {
+        signed: true,
+        ..step(at, "bot", files)
+    };
+    script(
+        &setup.remote,
+        "main",
+        Some(&setup.key),
+        &[
+            signed(
+                t - 100 * HOUR,
+                &[
+                    ("policies/staging.yaml", registry_policy(&host, "staging")),
+                    (
+                        "policies/production.yaml",
+                        promotion_policy(
+                            &host,
+                            "production",
+                            "    from: staging:app\n    soak: 24h\n    requireSigned: true\n",
+                        ),
+                    ),
+                    staging("1.0.0"),
+                    (
+                        "production/app.yaml",
+                        deployment(&host, "production:app", "1.0.0"),
+                    ),
+                ],
+            ),
+            signed(t - 90 * HOUR, &[staging("1.1.0")]),
+            // Someone without the key sets 1.2.0: it soaks, but unsigned.
+            step(t - 60 * HOUR, "mallory", &[staging("1.2.0")]),
+        ],
+    );
+    let keys = setup.key.public_key_file();
+    let config = setup.config(&format!("verifyKeys: [{}]\n", keys.display()));
+    let repo = setup.remote.path.to_str().unwrap().to_owned();
+    let explain = crowsnest(
+        setup.dir.path(),
+        &[
+            "explain",
+            "production:app",
+            "--repo",
+            &repo,
+            "--verify",
+            keys.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(explain.status.code(), Some(0), "{}", text(&explain.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&explain.stdout).unwrap();
+    let verdict = |value: &str| {
+        json["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["value"] == format!("{host}/demo/app:{value}"))
+            .map(|c| c["verdict"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    assert!(verdict("1.2.0").starts_with("unsigned"), "{json:#}");
+    assert_eq!(verdict("1.1.0"), "picked");
+    let once = crowsnest(
+        setup.dir.path(),
+        &["once", "--config", config.to_str().unwrap()],
+    );
+    assert_eq!(once.status.code(), Some(0), "{}", text(&once.stderr));
+    assert_eq!(
+        setup.file("production/app.yaml"),
+        deployment(&host, "production:app", "1.1.0")
+    );
+}
+
+#[test]
+fn a_chain_carries_the_first_digest_through_every_stage() {
+    let setup = Setup::new(&["1.0.0", "1.5.0"]);
+    let host = setup.host();
+    let t = now();
+    let value = format!("1.5.0@{D1}");
+    script(
+        &setup.remote,
+        "main",
+        None,
+        &[step(
+            t - 10 * HOUR,
+            "bot",
+            &[
+                ("policies/dev.yaml", registry_policy(&host, "dev")),
+                (
+                    "policies/staging.yaml",
+                    promotion_policy(&host, "staging", "    from: dev:app\n    soak: 1h\n"),
+                ),
+                (
+                    "policies/production.yaml",
+                    promotion_policy(&host, "production", "    from: staging:app\n"),
+                ),
+                ("dev/app.yaml", deployment(&host, "dev:app", &value)),
+                (
+                    "staging/app.yaml",
+                    deployment(&host, "staging:app", "1.0.0"),
+                ),
+                (
+                    "production/app.yaml",
+                    deployment(&host, "production:app", "1.0.0"),
+                ),
+            ],
+        )],
+    );
+    let config = setup.config("");
+    let config = config.to_str().unwrap();
+    let first = crowsnest(setup.dir.path(), &["once", "--config", config]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert_eq!(
+        setup.file("staging/app.yaml"),
+        deployment(&host, "staging:app", &value)
+    );
+    // Production reads staging's history as it was before this pass.
+    assert_eq!(
+        setup.file("production/app.yaml"),
+        deployment(&host, "production:app", "1.0.0")
+    );
+    let second = crowsnest(setup.dir.path(), &["once", "--config", config]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert_eq!(
+        setup.file("production/app.yaml"),
+        deployment(&host, "production:app", &value),
+        "a promotion of a promotion keeps the original digest"
+    );
+}
+
+#[test]
+fn a_daemon_promotes_between_branches_when_the_soak_ends() {
+    let port = Daemon::free_port();
+    let registry = RegistryServer::start_notifying(
+        Auth::Anonymous,
+        &format!("http://127.0.0.1:{port}/hooks/distribution"),
+        TOKEN,
+    );
+    registry.push_tags("demo/app", &["1.0.0"]);
+    let host = registry.host();
+    let remote = Remote::empty();
+    let key = GpgKey::ed25519();
+    let t = now();
+    fn base(host: &str, policy: String, value: &str, ns: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("policies/app.yaml", policy),
+            ("app.yaml", deployment(host, &format!("{ns}:app"), value)),
+        ]
+    }
+    script(
+        &remote,
+        "staging",
+        None,
+        &[step(
+            t - HOUR,
+            "bot",
+            &base(&host, registry_policy(&host, "staging"), "1.0.0", "staging"),
+        )],
+    );
+    script(
+        &remote,
+        "production",
+        None,
+        &[step(
+            t - HOUR,
+            "bot",
+            &base(
+                &host,
+                promotion_policy(
+                    &host,
+                    "production",
+                    "    from: staging:app\n    repository: staging\n    soak: 3s\n",
+                ),
+                "1.0.0",
+                "production",
+            ),
+        )],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+    let common = format!(
+        "    author: {{ name: {AUTHOR}, email: bot@example.com }}\n    signing:\n      format: openpgp\n      keyFile: {}\n",
+        key.key_file.display()
+    );
+    let config = dir.path().join("crowsnest.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repositories:\n  - name: staging\n    url: {url}\n    branch: staging\n{common}  - name: production\n    url: {url}\n    branch: production\n{common}registries:\n  hosts:\n    - host: {host}\n      insecure: true\nscan:\n  interval: 1h\nstateDir: state\nhttp:\n  listen: 127.0.0.1:{port}\n  webhookTokenFile: token\n",
+            url = remote.url(),
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_crowsnest")),
+        &config,
+        &[],
+        &[],
+        &dir.path().join("daemon.log"),
+        port,
+    );
+    daemon.wait_ready();
+    let pins = |branch: &str, ns: &str, value: &str| {
+        remote.file(branch, "app.yaml")
+            == Some(deployment(&host, &format!("{ns}:app"), value).into_bytes())
+    };
+    registry.push_tags("demo/app", &["1.1.0"]);
+    daemon.wait_until("staging at 1.1.0", Duration::from_secs(30), |_| {
+        pins("staging", "staging", "1.1.0")
+    });
+    let staged = Instant::now();
+    assert!(
+        pins("production", "production", "1.0.0"),
+        "production waits for the soak"
+    );
+    daemon.wait_until("the promotion", Duration::from_secs(20), |d| {
+        let _ = d;
+        pins("production", "production", "1.1.0")
+    });
+    let waited = staged.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1),
+        "promoted after the soak: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "promoted when the soak ended: {waited:?}"
+    );
+    let message = remote.message("production");
+    let staging_commit = remote.tip("staging");
+    assert!(
+        message.contains(&format!("Promoted-From: staging:app {staging_commit}")),
+        "{message}\n{}",
+        daemon.log_text()
+    );
+    let status = daemon.status();
+    let production = status["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["repository"] == "production")
+        .unwrap()
+        .clone();
+    assert_eq!(production["promotion"]["from"], "staging:app");
+    assert_eq!(production["promotion"]["repository"], "staging");
+    key.verify_commit(&remote.path, "production")
+        .expect("signed");
+    daemon.terminate(Duration::from_secs(20));
+}
