@@ -65,6 +65,12 @@ pub struct PolicyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RepositoryPolicyLabels {
+    pub repository: String,
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebhookLabels {
     pub source: String,
     pub result: String,
@@ -81,6 +87,8 @@ pub struct Metrics {
     pub tags: Family<ImageLabels, Gauge>,
     pub selected: Family<SelectedLabels, Gauge>,
     pub not_numeric: Family<PolicyLabels, Gauge>,
+    pub tag_moved: Family<RepositoryPolicyLabels, Gauge>,
+    pub unsigned: Family<RepositoryPolicyLabels, Gauge>,
     pub findings: Family<RepositoryKindLabels, Gauge>,
     pub passes: Family<RepositoryResultLabels, Counter>,
     pub pass_duration: Histogram,
@@ -107,6 +115,8 @@ impl Metrics {
             tags: Family::default(),
             selected: Family::default(),
             not_numeric: Family::default(),
+            tag_moved: Family::default(),
+            unsigned: Family::default(),
             findings: Family::default(),
             passes: Family::default(),
             pass_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
@@ -158,6 +168,16 @@ impl Metrics {
             "crowsnest_policy_tags_not_numeric",
             "Tags a numerical policy skipped at its last decision because they are not numbers",
             m.not_numeric.clone(),
+        );
+        registry.register(
+            "crowsnest_tag_moved",
+            "1 when a tag the files pin with a digest (or a verified tag about to be written) points to another digest in the registry; never followed",
+            m.tag_moved.clone(),
+        );
+        registry.register(
+            "crowsnest_unsigned_tags",
+            "Better tags a policy with verify passed over at its last decision because their image is not signed by its keys",
+            m.unsigned.clone(),
         );
         registry.register(
             "crowsnest_findings",
@@ -317,6 +337,26 @@ impl Metrics {
                 repository: repository.to_owned(),
                 policy: policy.to_string(),
                 image: image.to_owned(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Sets a policy's `crowsnest_tag_moved`.
+    pub fn tag_moved(&self, repository: &str, policy: &PolicyId, moved: u8) {
+        self.tag_moved
+            .get_or_create(&RepositoryPolicyLabels {
+                repository: repository.to_owned(),
+                policy: policy.to_string(),
+            })
+            .set(i64::from(moved));
+    }
+
+    /// Sets a policy's `crowsnest_unsigned_tags`.
+    pub fn unsigned(&self, repository: &str, policy: &PolicyId, count: usize) {
+        self.unsigned
+            .get_or_create(&RepositoryPolicyLabels {
+                repository: repository.to_owned(),
+                policy: policy.to_string(),
             })
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }

@@ -34,6 +34,7 @@ use crate::policy::{Automation, FluxChange, Policy, Rule};
 use crate::promote::{self, Timeline};
 use crate::registry::{Registry, RegistryError};
 use crate::tagcache::TagCache;
+use crate::verify;
 
 /// How many times a pass re-plans after the remote moved under it.
 pub const MAX_PUSH_ATTEMPTS: u32 = 5;
@@ -82,8 +83,19 @@ impl ReconcileError {
 /// it skipped as not numbers (numerical policies only).
 type ImageDecisions = (
     Option<String>,
-    Vec<(PolicyId, Option<usize>, Result<Selection, Failure>)>,
+    Vec<(PolicyId, Option<usize>, Checks, Result<Selection, Failure>)>,
 );
+
+/// What checking signatures and digests found while one policy decided.
+#[derive(Debug, Default)]
+struct Checks {
+    verified: Option<Verified>,
+    /// Tags passed over: tag, verdict.
+    unsigned: Vec<(String, String)>,
+    /// The picked tag is pinned in the files with another digest than the
+    /// registry's now: tag, pinned, current.
+    moved: Option<(String, String, String)>,
+}
 
 /// A policy that could not be decided this pass; the others go on.
 #[derive(Debug, Clone)]
@@ -181,6 +193,22 @@ pub struct PassReport {
     /// When a pass should run again on its own: a promotion candidate
     /// finishes soaking.
     pub wake_at: Option<SystemTime>,
+    /// Policies with `verify`: the digest and key of the tag picked.
+    pub verified: BTreeMap<PolicyId, Verified>,
+    /// Tags passed over for their signature: policy, tag, verdict.
+    pub unsigned: Vec<(PolicyId, String, String)>,
+    /// Tags the files pin with a digest the registry no longer has for
+    /// them: policy, tag, the pinned and the current digest.
+    pub moved: Vec<(PolicyId, String, String, String)>,
+}
+
+/// A picked tag whose signature verified.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub tag: String,
+    pub digest: String,
+    /// The key's fingerprint.
+    pub key: String,
 }
 
 /// A promotion's decision in a pass.
@@ -261,6 +289,7 @@ impl Fleet {
                     listing: listing.clone(),
                     sources: sources.clone(),
                     timelines: Mutex::new(HashMap::new()),
+                    verdicts: verify::Verdicts::default(),
                     clone,
                     writer: Mutex::new(None),
                     warned: Mutex::new(HashSet::new()),
@@ -287,6 +316,8 @@ pub struct Reconciler {
     /// Promotion sources read so far, by source entry and policy: later
     /// passes read only the new commits.
     timelines: Mutex<HashMap<(String, PolicyId), Timeline>>,
+    /// Signature verdicts by digest and key set.
+    verdicts: verify::Verdicts,
     clone: Arc<SharedClone>,
     /// The entry's branches, author, signer and template, loaded by the
     /// first pass; a Flux automation may change the branches and author.
@@ -415,14 +446,17 @@ impl Reconciler {
                 self.registry.allow_plain_http(&policy.image.registry);
             }
             report.watched = watched(&inventory, options.shard);
+            let keys = self.load_keys(&inventory, &base, &mut report).await;
             let mut selections = self
-                .select(&inventory, options.shard, tags, &mut report)
+                .select(&inventory, options.shard, tags, &keys, &mut report)
                 .await;
             selections.extend(
                 self.promotions(&mut inventory, &base, options.shard, &mut report)
                     .await,
             );
-            let edits = plan(&inventory, &selections, &mut report);
+            let mut edits = plan(&inventory, &selections, &mut report);
+            self.recheck_verified(&inventory, &mut edits, &mut report)
+                .await;
             report.selections = selections;
             if report.changes.is_empty() {
                 info!("nothing to change");
@@ -436,12 +470,14 @@ impl Reconciler {
             let changes = report.changes.clone();
             let updates = report.updates.clone();
             let promoted = promoted_from(&report);
+            let verified = verified_lines(&report);
             let dry_run = options.dry_run;
             let push_branch = base.push_branch.clone();
             let (message, outcome) = self
                 .locked(move |repo| {
                     let mut trailers = audit::trailer_lines(&updates);
                     trailers.extend(audit::promoted_lines(&promoted));
+                    trailers.extend(verified);
                     let message = match flux_text
                         .and_then(|t| crate::message::with_trailers(&t, &trailers))
                     {
@@ -579,6 +615,139 @@ impl Reconciler {
                 at: message.at.clone(),
                 message: message_error,
             })
+    }
+
+    /// Just before writing: every verified tag must still point to the
+    /// digest that was verified; a policy whose tag moved in between is
+    /// left out of this pass.
+    async fn recheck_verified(
+        &self,
+        inventory: &Inventory,
+        edits: &mut BTreeMap<String, Vec<(Edit, Change, ImageUpdate)>>,
+        report: &mut PassReport,
+    ) {
+        let changed: Vec<PolicyId> = report
+            .verified
+            .keys()
+            .filter(|id| report.changes.iter().any(|c| &c.policy == *id))
+            .cloned()
+            .collect();
+        for id in changed {
+            let (Some(policy), Some(verified)) =
+                (inventory.policies.get(&id), report.verified.get(&id))
+            else {
+                continue;
+            };
+            let now = self
+                .registry
+                .inspect(&policy.image, &verified.tag, policy.platform.as_ref())
+                .await
+                .map(|info| info.digest);
+            let message = match now {
+                Ok(digest) if digest == verified.digest => continue,
+                Ok(digest) => format!(
+                    "{}: {}:{} moved from the verified {} to {digest} before it was written; nothing is written for it in this pass",
+                    policy.declared_at, policy.image, verified.tag, verified.digest
+                ),
+                Err(e) => format!(
+                    "{}: cannot check that {}:{} still points to the verified digest: {e}",
+                    policy.declared_at, policy.image, verified.tag
+                ),
+            };
+            warn!(policy = %id, "{message}");
+            report.moved.push((
+                id.clone(),
+                verified.tag.clone(),
+                verified.digest.clone(),
+                String::new(),
+            ));
+            for file_edits in edits.values_mut() {
+                file_edits.retain(|(_, change, _)| change.policy != id);
+            }
+            edits.retain(|_, e| !e.is_empty());
+            report.changes.retain(|c| c.policy != id);
+            report.updates.retain(|u| u.policy != id);
+            report.verified.remove(&id);
+            report.failures.push(Failure {
+                policy: id,
+                kind: "tag_moved",
+                message,
+            });
+        }
+    }
+
+    /// The public keys of every used policy with `verify`, read from the
+    /// fetched tree. A policy whose keys cannot be read is not decided.
+    async fn load_keys(
+        &self,
+        inventory: &Inventory,
+        base: &Base,
+        report: &mut PassReport,
+    ) -> BTreeMap<PolicyId, Vec<verify::PublicKey>> {
+        let wanted: Vec<(PolicyId, Vec<(String, Located)>)> = inventory
+            .used_policies()
+            .into_iter()
+            .filter_map(|p| Some((p.id.clone(), p.verify.as_ref()?.public_keys.clone())))
+            .collect();
+        if wanted.is_empty() {
+            return BTreeMap::new();
+        }
+        let base = base.clone();
+        let read = self
+            .locked(move |repo| {
+                let mut out = Vec::new();
+                for (id, files) in wanted {
+                    let mut keys = Vec::new();
+                    let mut problem = None;
+                    for (path, at) in files {
+                        match repo.read_path(&base, &path) {
+                            Ok(Some(bytes)) => {
+                                match verify::PublicKey::from_pem(&String::from_utf8_lossy(&bytes))
+                                {
+                                    Ok(key) => keys.push(key),
+                                    Err(e) => {
+                                        problem =
+                                            Some(format!("{at}: verify.publicKeys {path}: {e}"))
+                                    }
+                                }
+                            }
+                            Ok(None) => {
+                                problem = Some(format!(
+                                    "{at}: verify.publicKeys {path}: no such file in the repository"
+                                ))
+                            }
+                            Err(e) => {
+                                problem = Some(format!("{at}: verify.publicKeys {path}: {e}"))
+                            }
+                        }
+                    }
+                    out.push((id, problem.map_or(Ok(keys), Err)));
+                }
+                Ok(out)
+            })
+            .await;
+        let mut keys = BTreeMap::new();
+        match read {
+            Ok(list) => {
+                for (id, result) in list {
+                    match result {
+                        Ok(k) => {
+                            keys.insert(id, k);
+                        }
+                        Err(message) => {
+                            warn!(policy = %id, error = %message, "policy not decided: its keys cannot be read");
+                            report.failures.push(Failure {
+                                policy: id,
+                                kind: "verify_keys",
+                                message,
+                            });
+                        }
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read the verify keys"),
+        }
+        keys
     }
 
     /// Decides every promotion policy of the shard from its source's
@@ -781,11 +950,14 @@ impl Reconciler {
         inventory: &Inventory,
         shard: Option<Shard>,
         tags: Tags<'_>,
+        keys: &BTreeMap<PolicyId, Vec<verify::PublicKey>>,
         report: &mut PassReport,
     ) -> BTreeMap<PolicyId, Selection> {
         let mut by_image: BTreeMap<String, Vec<&Policy>> = BTreeMap::new();
         for policy in inventory.used_policies() {
-            if policy.promote.is_none() && shard.is_none_or(|s| s.owns(&policy.id)) {
+            let keys_missing = policy.verify.is_some() && !keys.contains_key(&policy.id);
+            if policy.promote.is_none() && !keys_missing && shard.is_none_or(|s| s.owns(&policy.id))
+            {
                 by_image
                     .entry(policy.image.canonical())
                     .or_default()
@@ -802,15 +974,27 @@ impl Reconciler {
                 let mut decisions = Vec::with_capacity(policies.len());
                 for policy in policies {
                     let mut not_numeric = None;
+                    let mut checks = Checks::default();
+                    let keys = keys.get(&policy.id).map(Vec::as_slice);
                     let decision = match &result {
-                        Ok(list) => self.decide(policy, list, inventory, &mut not_numeric).await,
+                        Ok(list) => {
+                            self.decide(
+                                policy,
+                                list,
+                                inventory,
+                                keys,
+                                &mut not_numeric,
+                                &mut checks,
+                            )
+                            .await
+                        }
                         Err(e) => Err(Failure {
                             policy: policy.id.clone(),
                             kind: e.kind(),
                             message: e.to_string(),
                         }),
                     };
-                    decisions.push((policy.id.clone(), not_numeric, decision));
+                    decisions.push((policy.id.clone(), not_numeric, checks, decision));
                 }
                 (listed.then_some(key), decisions)
             })
@@ -822,9 +1006,18 @@ impl Reconciler {
         let mut selections = BTreeMap::new();
         for (listed, decisions) in decided {
             report.listed.extend(listed);
-            for (id, not_numeric, decision) in decisions {
+            for (id, not_numeric, checks, decision) in decisions {
                 if let Some(count) = not_numeric {
                     report.not_numeric.insert(id.clone(), count);
+                }
+                for (tag, verdict) in checks.unsigned {
+                    report.unsigned.push((id.clone(), tag, verdict));
+                }
+                if let Some(verified) = checks.verified {
+                    report.verified.insert(id.clone(), verified);
+                }
+                if let Some((tag, pinned, current)) = checks.moved {
+                    report.moved.push((id.clone(), tag, pinned, current));
                 }
                 match decision {
                     Ok(selection) => {
@@ -893,7 +1086,9 @@ impl Reconciler {
         policy: &Policy,
         tags: &[String],
         inventory: &Inventory,
+        keys: Option<&[verify::PublicKey]>,
         not_numeric: &mut Option<usize>,
+        checks: &mut Checks,
     ) -> Result<Selection, Failure> {
         let fail = |kind: &'static str, message: String| Failure {
             policy: policy.id.clone(),
@@ -930,7 +1125,8 @@ impl Reconciler {
         };
         // The digest a platform check already resolved, reused below.
         let mut inspected = None;
-        if let Some(platform) = &policy.platform {
+        if policy.platform.is_some() || keys.is_some() {
+            let platform = policy.platform.as_ref();
             let mut remaining: Vec<String> = tags.to_vec();
             let mut index = first;
             let mut probes = 0;
@@ -938,34 +1134,87 @@ impl Reconciler {
                 let tag = &remaining[index];
                 let info = self
                     .registry
-                    .inspect(&policy.image, tag, Some(platform))
+                    .inspect(&policy.image, tag, platform)
                     .await
                     .map_err(registry_failure)?;
+                let signed = match (keys, info.provides_platform) {
+                    (Some(keys), true) => {
+                        let verdict = self
+                            .verdicts
+                            .verdict(&self.registry, &policy.image, &info.digest, keys)
+                            .await
+                            .map_err(registry_failure)?;
+                        match verdict {
+                            verify::Verdict::Signed { key } => Some(key),
+                            other => {
+                                warn!(policy = %policy.id, tag = %tag, digest = %info.digest, verdict = %other, "skipped: the image is not signed by the policy's keys");
+                                checks.unsigned.push((tag.clone(), other.to_string()));
+                                None
+                            }
+                        }
+                    }
+                    (None, _) => Some(String::new()),
+                    (Some(_), false) => None,
+                };
                 if info.provides_platform {
-                    selection.tag = tag.clone();
-                    inspected = Some(info.digest);
-                    break;
+                    if let Some(key) = signed {
+                        selection.tag = tag.clone();
+                        if keys.is_some() {
+                            checks.verified = Some(Verified {
+                                tag: tag.clone(),
+                                digest: info.digest.clone(),
+                                key,
+                            });
+                        }
+                        inspected = Some(info.digest);
+                        break;
+                    }
+                } else if let Some(platform) = platform {
+                    info!(policy = %policy.id, tag = %tag, %platform, "skipped: the tag does not provide the platform");
                 }
-                info!(policy = %policy.id, tag = %tag, %platform, "skipped: the tag does not provide the platform");
                 probes += 1;
                 remaining.remove(index);
                 match policy.select(&remaining) {
                     Some(next) if probes < MAX_PLATFORM_PROBES => index = next,
                     Some(_) => {
+                        let (kind, what) = match platform {
+                            Some(platform) => ("platform", format!("provide {platform}")),
+                            None => ("unsigned", "are signed by the policy's keys".to_owned()),
+                        };
                         return Err(fail(
-                            "platform",
+                            kind,
                             format!(
-                                "{}: the {MAX_PLATFORM_PROBES} best tags of {} do not provide {platform}",
+                                "{}: none of the {MAX_PLATFORM_PROBES} best tags of {} {what}",
                                 policy.declared_at, policy.image
                             ),
                         ));
                     }
                     None => {
-                        return Err(no_match(&format!(
-                            "matches the policy and provides {platform}"
-                        )));
+                        let what = match platform {
+                            Some(platform) => format!("matches the policy and provides {platform}"),
+                            None => {
+                                "matches the policy and is signed by the policy's keys".to_owned()
+                            }
+                        };
+                        return Err(no_match(&what));
                     }
                 }
+            }
+        }
+        if let (Some(current), Some(pinned)) = (
+            inspected.as_ref(),
+            known_digest(inventory, &policy.id, &selection.tag),
+        ) {
+            if *current != pinned {
+                warn!(policy = %policy.id, tag = %selection.tag, pinned = %pinned, current = %current, "the tag now points to another digest than the files pin; not followed");
+                checks.moved = Some((selection.tag.clone(), pinned.clone(), current.clone()));
+                return Err(fail(
+                    "tag_moved",
+                    format!(
+                        "{}: {}:{} now points to {current}, not the {pinned} the files pin; crowsnest does not follow a moved tag (pin the new digest by hand if it is intended)",
+                        policy.declared_at, policy.image, selection.tag
+                    ),
+                ));
             }
         }
         selection.digest = match (policy.digest_reflection, inspected) {
@@ -1060,6 +1309,23 @@ fn promoted_from(report: &PassReport) -> Vec<audit::PromotedFrom> {
                 commit: c.commit.to_string(),
             })
         })
+        .collect()
+}
+
+/// `Verified: <ns>:<name> <digest> key <fingerprint>` for each verified
+/// policy changed in this pass whose files do not pin the digest.
+fn verified_lines(report: &PassReport) -> Vec<String> {
+    report
+        .verified
+        .iter()
+        .filter(|(id, _)| {
+            report
+                .selections
+                .get(*id)
+                .is_some_and(|s| s.digest.is_none())
+                && report.changes.iter().any(|c| &c.policy == *id)
+        })
+        .map(|(id, v)| format!("Verified: {id} {} key {}", v.digest, v.key))
         .collect()
 }
 

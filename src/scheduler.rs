@@ -167,6 +167,9 @@ struct PolicyState {
     /// numerical policy decided at least once), under `image`.
     not_numeric: bool,
     promotion: Option<PromotionStatus>,
+    verified: Option<String>,
+    unsigned: Vec<String>,
+    tag_moved: Option<String>,
 }
 
 /// One repository entry: its passes, its failures, what it watches.
@@ -798,6 +801,27 @@ impl Scheduler {
             state.latest = selection;
             state.last_error = failed.get(&w.id).map(|m| (*m).to_owned());
             state.promotion = report.promotions.get(&w.id).map(promotion_status);
+            state.verified = report
+                .verified
+                .get(&w.id)
+                .map(|v| format!("{}@{} key {}", v.tag, v.digest, v.key));
+            state.unsigned = report
+                .unsigned
+                .iter()
+                .filter(|(id, _, _)| id == &w.id)
+                .map(|(_, tag, verdict)| format!("{tag}: {verdict}"))
+                .collect();
+            state.tag_moved = report.moved.iter().find(|(id, ..)| id == &w.id).map(
+                |(_, tag, pinned, current)| {
+                    if current.is_empty() {
+                        format!("{tag} moved away from the verified {pinned} before it was written")
+                    } else {
+                        format!("{tag} pinned at {pinned} now points to {current}")
+                    }
+                },
+            );
+            metrics.tag_moved(&name, &w.id, u8::from(state.tag_moved.is_some()));
+            metrics.unsigned(&name, &w.id, state.unsigned.len());
             policies.insert(w.id.clone(), state);
         }
         for (id, old) in std::mem::take(&mut entry.policies) {
@@ -857,6 +881,9 @@ impl Scheduler {
                         .or_else(|| image.and_then(|r| r.last_error.clone())),
                     findings: p.findings.clone(),
                     promotion: p.promotion.clone(),
+                    verified: p.verified.clone(),
+                    unsigned: p.unsigned.clone(),
+                    tag_moved: p.tag_moved.clone(),
                 });
             }
         }

@@ -92,6 +92,12 @@ pub struct PolicyStatus {
     pub findings: Vec<String>,
     /// For a promotion: its source and candidates.
     pub promotion: Option<PromotionStatus>,
+    /// With `verify`: the verified digest and key of the pick.
+    pub verified: Option<String>,
+    /// With `verify`: better tags passed over, `tag: verdict`.
+    pub unsigned: Vec<String>,
+    /// A tag the files pin that now points to another digest (not followed).
+    pub tag_moved: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -67,6 +67,10 @@ pub async fn run(args: CheckArgs) -> Exit {
                     eprintln!("warning: {warning}");
                 }
                 problems += findings.len();
+                for problem in verify_keys(&dir, &inventory) {
+                    println!("{problem}");
+                    problems += 1;
+                }
                 if findings.is_empty() {
                     let setters: usize = inventory.files.values().map(|f| f.setters.len()).sum();
                     eprintln!(
@@ -89,6 +93,33 @@ pub async fn run(args: CheckArgs) -> Exit {
     } else {
         Exit::Failed
     }
+}
+
+/// Every `verify.publicKeys` file exists in the checkout and is a public
+/// key crowsnest can verify with.
+fn verify_keys(dir: &std::path::Path, inventory: &Inventory) -> Vec<String> {
+    let mut problems = Vec::new();
+    for policy in inventory.policies.values() {
+        let Some(verify) = &policy.verify else {
+            continue;
+        };
+        for (path, at) in &verify.public_keys {
+            let file = dir.join(path);
+            if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
+                problems.push(format!("{at}: verify.publicKeys {path} is a symbolic link; crowsnest does not follow links"));
+                continue;
+            }
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    if let Err(e) = crate::verify::PublicKey::from_pem(&text) {
+                        problems.push(format!("{at}: verify.publicKeys {path}: {e}"));
+                    }
+                }
+                Err(e) => problems.push(format!("{at}: verify.publicKeys {path}: {e}")),
+            }
+        }
+    }
+    problems
 }
 
 /// Symbolic links in the checkout (not under `.git`), repository-relative,

@@ -195,13 +195,22 @@ fn section(html: &mut String, repository: &RepositoryStatus, policies: &[&Policy
             id = escape(&p.id),
             image = escape(&p.image),
             current = escape(&p.current.join(", ")),
-            latest = escape(p.latest.as_deref().unwrap_or("—")),
+            latest = match &p.verified {
+                Some(v) => format!(
+                    "{}<br><span class=\"meta\">verified {}</span>",
+                    escape(p.latest.as_deref().unwrap_or("—")),
+                    escape(v)
+                ),
+                None => escape(p.latest.as_deref().unwrap_or("—")),
+            },
             scan = escape(p.last_scan.as_deref().unwrap_or("—")),
             commit = escape(&p.last_commit.as_deref().map_or("—".to_owned(), short)),
             error = p
                 .last_error
                 .iter()
+                .chain(&p.tag_moved)
                 .chain(&p.findings)
+                .chain(&p.unsigned)
                 .map(|e| escape(e))
                 .collect::<Vec<_>>()
                 .join("<br>"),

@@ -106,6 +106,9 @@ async fn status_json_and_page_show_each_policy_escaped() {
         last_error: None,
         findings: vec!["apps/app.yaml:3:9: marker <b>names</b> a disabled policy".into()],
         promotion: None,
+        verified: None,
+        unsigned: Vec::new(),
+        tag_moved: None,
     });
     let (code, json) = call(&h.app, get("/api/status")).await;
     assert_eq!(code, StatusCode::OK);

@@ -18,7 +18,7 @@ use serde_saphyr::Spanned;
 use super::filter::{Exclusions, TagFilter};
 use super::select::{Order, Rule};
 use super::semver::{Range, SyntaxError};
-use super::{Broken, Declares, Policy, PolicyError, Promote};
+use super::{Broken, Declares, Policy, PolicyError, Promote, Verify};
 use crate::config::parse_interval;
 use crate::model::{
     DigestReflection, Field, ImageName, Located, Platform, PolicyId, Position, Target, TargetPath,
@@ -87,6 +87,9 @@ pub(super) mod wire {
         /// Take what another policy's setters have held long enough.
         #[serde(default)]
         pub promote: Option<Spanned<PromoteWire>>,
+        /// Only tags whose image is signed.
+        #[serde(default)]
+        pub verify: Option<Spanned<VerifyWire>>,
         #[serde(default)]
         pub filter_tags: Option<Spanned<FilterWire>>,
         #[serde(default)]
@@ -99,6 +102,16 @@ pub(super) mod wire {
         pub allow_downgrade: bool,
         #[serde(default)]
         pub targets: Vec<Spanned<TargetWire>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "verify", deny_unknown_fields, rename_all = "camelCase")]
+    pub struct VerifyWire {
+        pub provider: Spanned<String>,
+        #[serde(default)]
+        pub public_keys: Vec<Spanned<String>>,
+        #[serde(default)]
+        pub keyless: Vec<Spanned<serde_json::Value>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -601,8 +614,46 @@ impl Validator<'_> {
             insecure: false,
             targets,
             promote,
+            verify: spec.verify.as_ref().map(|v| self.verify(v)).transpose()?,
             declared_at: self.at(document),
         })
+    }
+
+    fn verify(&self, spanned: &Spanned<wire::VerifyWire>) -> Result<Verify, PolicyError> {
+        let wire = &spanned.value;
+        if wire.provider.value != "cosign" {
+            return Err(self.invalid(
+                &wire.provider,
+                format!(
+                    "verify.provider {:?} is not supported; use cosign",
+                    wire.provider.value
+                ),
+            ));
+        }
+        if let Some(first) = wire.keyless.first() {
+            return Err(self.invalid(
+                first,
+                "verify.keyless (Fulcio identities) is not supported yet: list the signers' public keys in verify.publicKeys",
+            ));
+        }
+        if wire.public_keys.is_empty() {
+            return Err(self.invalid(
+                spanned,
+                "verify needs publicKeys (PEM files in this repository)",
+            ));
+        }
+        let mut public_keys = Vec::new();
+        for key in &wire.public_keys {
+            let path = key.value.trim_start_matches("./");
+            if path.is_empty() || path.starts_with('/') || path.split('/').any(|p| p == "..") {
+                return Err(self.invalid(
+                    key,
+                    format!("verify.publicKeys entry {:?} must be a path inside the repository, from its root", key.value),
+                ));
+            }
+            public_keys.push((path.to_owned(), self.at(key)));
+        }
+        Ok(Verify { public_keys })
     }
 
     fn promote(&self, spanned: &Spanned<wire::PromoteWire>) -> Result<Promote, PolicyError> {

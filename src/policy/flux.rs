@@ -699,6 +699,7 @@ impl Reader<'_> {
                 insecure: false,
                 targets: Vec::new(),
                 promote: None,
+                verify: None,
                 declared_at: self.v.at(object),
             },
             repository,

@@ -154,8 +154,18 @@ pub struct Policy {
     /// `spec.promote`: values come from another policy's setters, not
     /// from the registry.
     pub promote: Option<Promote>,
+    /// `spec.verify`: only tags whose image is signed by these keys.
+    pub verify: Option<Verify>,
     /// Where the document starts.
     pub declared_at: Located,
+}
+
+/// `spec.verify` (PRODUCT.md §9): cosign public keys, as files of the
+/// managed repository (so a key change is itself an audited commit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verify {
+    /// Repository-relative paths of PEM public keys, and where each is named.
+    pub public_keys: Vec<(String, Located)>,
 }
 
 /// `spec.promote` (PRODUCT.md §8): take the values `from`'s setters held

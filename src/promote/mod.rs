@@ -132,9 +132,15 @@ impl Timeline {
             if scan_tree == self.scan_tree {
                 continue;
             }
-            self.scan_tree = scan_tree;
-            update_files(repo, scan_tree, policy, &needle, &mut self.files)
-                .map_err(|e| fail("a file", e))?;
+            let previous = std::mem::replace(&mut self.scan_tree, scan_tree);
+            match (previous, scan_tree) {
+                (Some(old), Some(new)) => {
+                    diff_files(repo, old, new, policy, &needle, &mut self.files)
+                        .map_err(|e| fail("a diff", e))?;
+                }
+                _ => update_files(repo, scan_tree, policy, &needle, &mut self.files)
+                    .map_err(|e| fail("a file", e))?,
+            }
             let value = held_value(self.files.values());
             let current = self.holdings.last().filter(|h| h.ended.is_none());
             if current.map(|h| &h.value) == value.as_ref() {
@@ -241,6 +247,47 @@ fn update_files(
         }
         let setters = setters_of(repo, blob, &path, policy, needle)?;
         files.insert(path, FileState { blob, setters });
+    }
+    Ok(())
+}
+
+/// Brings `files` from the scanned tree `old` to `new` through git's tree
+/// diff, which enters only the subtrees whose ids differ.
+fn diff_files(
+    repo: &Repository,
+    old: Oid,
+    new: Oid,
+    policy: &PolicyId,
+    needle: &str,
+    files: &mut HashMap<String, FileState>,
+) -> Result<(), git2::Error> {
+    let old = repo.find_tree(old)?;
+    let new = repo.find_tree(new)?;
+    let diff = repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
+    for delta in diff.deltas() {
+        if let Some(path) = delta.old_file().path().and_then(|p| p.to_str()) {
+            if delta.status() == git2::Delta::Deleted || delta.status() == git2::Delta::Renamed {
+                files.remove(path);
+            }
+        }
+        let file = delta.new_file();
+        let Some(path) = file.path().and_then(|p| p.to_str()) else {
+            continue;
+        };
+        if delta.status() == git2::Delta::Deleted
+            || !(path.ends_with(".yaml") || path.ends_with(".yml"))
+            || file.mode() != git2::FileMode::Blob && file.mode() != git2::FileMode::BlobExecutable
+        {
+            continue;
+        }
+        let setters = setters_of(repo, file.id(), path, policy, needle)?;
+        files.insert(
+            path.to_owned(),
+            FileState {
+                blob: file.id(),
+                setters,
+            },
+        );
     }
     Ok(())
 }

@@ -526,6 +526,60 @@ impl Registry {
         }
     }
 
+    /// The manifest `reference` (a tag or a digest) names, with its digest
+    /// (the bytes' sha256, checked against what the registry says);
+    /// `None` when the registry has no such manifest (404). Signature
+    /// verification reads `sha256-<hex>.sig` manifests through this.
+    pub async fn manifest(
+        &self,
+        image: &ImageName,
+        reference: &str,
+    ) -> Result<Option<FetchedManifest>, RegistryError> {
+        let host = self.host(&image.registry)?;
+        let repository = image.repository.as_str();
+        let url = host.url(&format!("/v2/{repository}/manifests/{reference}"))?;
+        let fetched = self
+            .request(&host, repository, Method::GET, url, Kind::Manifest)
+            .await?;
+        if fetched.status.as_u16() == 404 {
+            return Ok(None);
+        }
+        self.expect_ok(&host, repository, &fetched, || {
+            format!("manifest {reference}")
+        })?;
+        let expected = reference.starts_with("sha256:").then_some(reference);
+        let digest = self.manifest_digest(&host, repository, &fetched, expected)?;
+        Ok(Some(FetchedManifest {
+            digest,
+            media_type: fetched.header(header::CONTENT_TYPE).map(str::to_owned),
+            body: fetched.body.to_vec(),
+        }))
+    }
+
+    /// A blob's bytes, checked against its sha256 digest.
+    pub async fn blob(&self, image: &ImageName, digest: &str) -> Result<Vec<u8>, RegistryError> {
+        use sha2::Digest as _;
+        let host = self.host(&image.registry)?;
+        let repository = image.repository.as_str();
+        let url = host.url(&format!("/v2/{repository}/blobs/{digest}"))?;
+        let fetched = self
+            .request(&host, repository, Method::GET, url, Kind::Blob)
+            .await?;
+        self.expect_ok(&host, repository, &fetched, || format!("blob {digest}"))?;
+        let actual = format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(&fetched.body))
+        );
+        if actual != digest {
+            return Err(protocol(
+                &host,
+                repository,
+                format!("blob {digest} has the bytes of {actual}"),
+            ));
+        }
+        Ok(fetched.body.to_vec())
+    }
+
     /// Talks plain http to `host` (`host[:port]` as image names spell it)
     /// from now on, as `insecure: true` in its config would: what a Flux
     /// `ImageRepository` with `insecure: true` asks for.
@@ -996,6 +1050,14 @@ impl Registry {
         }
         tags.insert(key, digest.to_owned());
     }
+}
+
+/// A manifest as [`Registry::manifest`] returns it.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    pub digest: String,
+    pub media_type: Option<String>,
+    pub body: Vec<u8>,
 }
 
 fn info(digest: String, facts: &ManifestFacts, wanted: Option<&Platform>) -> TagInfo {

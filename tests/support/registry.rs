@@ -317,6 +317,40 @@ impl RegistryServer {
         })
     }
 
+    /// Pushes a cosign signature manifest under `tag` (cosign's
+    /// `sha256-<hex>.sig`): one layer per `(payload, base64 signature)`,
+    /// the payload as the layer blob and the signature in the
+    /// `dev.cosignproject.cosign/signature` annotation, as cosign writes them.
+    pub fn push_signatures(
+        &self,
+        repository: &str,
+        tag: &str,
+        layers: &[(Vec<u8>, String)],
+    ) -> String {
+        let (tag, layers) = (tag.to_owned(), layers.to_vec());
+        self.with_pusher(repository, move |pusher| {
+            let config = pusher.blob(b"{}");
+            let descriptors: Vec<serde_json::Value> = layers
+                .iter()
+                .map(|(payload, signature)| {
+                    let mut layer = pusher.blob(payload);
+                    layer["mediaType"] = "application/vnd.dev.cosign.simplesigning.v1+json".into();
+                    layer["annotations"] =
+                        serde_json::json!({"dev.cosignproject.cosign/signature": signature});
+                    layer
+                })
+                .collect();
+            let manifest = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": config,
+                "layers": descriptors,
+            }))
+            .expect("serialize a manifest");
+            pusher.manifest(&tag, OCI_MANIFEST, &manifest)
+        })
+    }
+
     /// Pushes a single-platform image (`os/arch[/variant]` in its config).
     pub fn push_image(&self, repository: &str, tag: &str, platform: &str) -> String {
         let (tag, platform) = (tag.to_owned(), platform.to_owned());
