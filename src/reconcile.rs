@@ -1130,13 +1130,33 @@ impl Reconciler {
             let mut remaining: Vec<String> = tags.to_vec();
             let mut index = first;
             let mut probes = 0;
+            // With `verify` alone, a tag's digest is looked up again only
+            // when the image's tag list changed (the check just before a
+            // commit looks again anyway): a steady pass asks nothing.
+            let list = (keys.is_some() && platform.is_none()).then(|| list_hash(tags));
             loop {
                 let tag = &remaining[index];
-                let info = self
-                    .registry
-                    .inspect(&policy.image, tag, platform)
-                    .await
-                    .map_err(registry_failure)?;
+                let known = list.and_then(|l| self.verdicts.known_digest(&policy.image, tag, l));
+                let info = match known {
+                    Some(digest) => crate::registry::TagInfo {
+                        digest,
+                        media_type: None,
+                        platforms: Vec::new(),
+                        provides_platform: true,
+                    },
+                    None => {
+                        let info = self
+                            .registry
+                            .inspect(&policy.image, tag, platform)
+                            .await
+                            .map_err(registry_failure)?;
+                        if let Some(l) = list {
+                            self.verdicts
+                                .remember_digest(&policy.image, tag, l, &info.digest);
+                        }
+                        info
+                    }
+                };
                 let signed = match (keys, info.provides_platform) {
                     (Some(keys), true) => {
                         let verdict = self
@@ -1327,6 +1347,14 @@ fn verified_lines(report: &PassReport) -> Vec<String> {
         })
         .map(|(id, v)| format!("Verified: {id} {} key {}", v.digest, v.key))
         .collect()
+}
+
+/// A hash of a tag list, to tell whether it changed.
+fn list_hash(tags: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    tags.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn unix(at: SystemTime) -> i64 {

@@ -239,11 +239,39 @@ pub fn check_layer(
     Ok(key.fingerprint.clone())
 }
 
-/// Signature verdicts by (digest, key set), shared by a reconciler's passes.
+/// Signature verdicts by (digest, key set), shared by a reconciler's
+/// passes, and the digest each verified candidate tag resolved to while
+/// its image's tag list stays the same.
 #[derive(Default)]
-pub struct Verdicts(Mutex<HashMap<(String, String), Verdict>>);
+pub struct Verdicts(
+    Mutex<HashMap<(String, String), Verdict>>,
+    Mutex<HashMap<(String, String), (u64, String)>>,
+);
 
 impl Verdicts {
+    /// The digest `tag` of `image` resolved to when the image's tags were
+    /// `list` (a hash of them), if it was looked up since.
+    pub fn known_digest(&self, image: &ImageName, tag: &str, list: u64) -> Option<String> {
+        let digests = self.1.lock().ok()?;
+        digests
+            .get(&(image.canonical(), tag.to_owned()))
+            .filter(|(hash, _)| *hash == list)
+            .map(|(_, digest)| digest.clone())
+    }
+
+    /// Remembers what `tag` resolved to under tag list `list`.
+    pub fn remember_digest(&self, image: &ImageName, tag: &str, list: u64, digest: &str) {
+        if let Ok(mut digests) = self.1.lock() {
+            if digests.len() >= 100_000 {
+                digests.clear();
+            }
+            digests.insert(
+                (image.canonical(), tag.to_owned()),
+                (list, digest.to_owned()),
+            );
+        }
+    }
+
     /// The verdict on `digest` of `image` under `keys`: cached, or read
     /// from the registry (the `.sig` manifest and its payload blobs).
     pub async fn verdict(
