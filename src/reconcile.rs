@@ -200,6 +200,9 @@ pub struct PassReport {
     /// Tags the files pin with a digest the registry no longer has for
     /// them: policy, tag, the pinned and the current digest.
     pub moved: Vec<(PolicyId, String, String, String)>,
+    /// Changes held until their policy's window opens: policy, and when
+    /// it opens (RFC 3339).
+    pub waiting: Vec<(PolicyId, String)>,
 }
 
 /// A picked tag whose signature verified.
@@ -457,6 +460,7 @@ impl Reconciler {
             let mut edits = plan(&inventory, &selections, &mut report);
             self.recheck_verified(&inventory, &mut edits, &mut report)
                 .await;
+            hold_for_windows(&inventory, &mut edits, &mut report, SystemTime::now());
             report.selections = selections;
             if report.changes.is_empty() {
                 info!("nothing to change");
@@ -1347,6 +1351,47 @@ fn verified_lines(report: &PassReport) -> Vec<String> {
         })
         .map(|(id, v)| format!("Verified: {id} {} key {}", v.digest, v.key))
         .collect()
+}
+
+/// Leaves out the changes of every policy whose `window` is closed at
+/// `now`, and asks for a pass when the first of them opens.
+fn hold_for_windows(
+    inventory: &Inventory,
+    edits: &mut BTreeMap<String, Vec<(Edit, Change, ImageUpdate)>>,
+    report: &mut PassReport,
+    now: SystemTime,
+) {
+    let Ok(at) = jiff::Timestamp::try_from(now) else {
+        return;
+    };
+    let mut closed: Vec<(PolicyId, Option<jiff::Timestamp>)> = Vec::new();
+    for change in &report.changes {
+        let Some(window) = inventory
+            .policies
+            .get(&change.policy)
+            .and_then(|p| p.window.as_ref())
+        else {
+            continue;
+        };
+        if !window.is_open(at) && !closed.iter().any(|(id, _)| id == &change.policy) {
+            closed.push((change.policy.clone(), window.next_opening(at)));
+        }
+    }
+    for (id, opens) in closed {
+        let when = opens.map_or_else(|| "never".to_owned(), |t| t.to_string());
+        info!(policy = %id, opens = %when, "waiting for window");
+        if let Some(opens) = opens {
+            let wake = SystemTime::from(opens);
+            report.wake_at = Some(report.wake_at.map_or(wake, |w| w.min(wake)));
+        }
+        for file_edits in edits.values_mut() {
+            file_edits.retain(|(_, change, _)| change.policy != id);
+        }
+        edits.retain(|_, e| !e.is_empty());
+        report.changes.retain(|c| c.policy != id);
+        report.updates.retain(|u| u.policy != id);
+        report.waiting.push((id, when));
+    }
 }
 
 /// A hash of a tag list, to tell whether it changed.

@@ -170,6 +170,7 @@ struct PolicyState {
     verified: Option<String>,
     unsigned: Vec<String>,
     tag_moved: Option<String>,
+    waiting_for_window: Option<String>,
 }
 
 /// One repository entry: its passes, its failures, what it watches.
@@ -820,6 +821,11 @@ impl Scheduler {
                     }
                 },
             );
+            state.waiting_for_window = report
+                .waiting
+                .iter()
+                .find(|(id, _)| id == &w.id)
+                .map(|(_, opens)| opens.clone());
             metrics.tag_moved(&name, &w.id, u8::from(state.tag_moved.is_some()));
             metrics.unsigned(&name, &w.id, state.unsigned.len());
             policies.insert(w.id.clone(), state);
@@ -884,6 +890,7 @@ impl Scheduler {
                     verified: p.verified.clone(),
                     unsigned: p.unsigned.clone(),
                     tag_moved: p.tag_moved.clone(),
+                    waiting_for_window: p.waiting_for_window.clone(),
                 });
             }
         }

@@ -98,6 +98,8 @@ pub struct PolicyStatus {
     pub unsigned: Vec<String>,
     /// A tag the files pin that now points to another digest (not followed).
     pub tag_moved: Option<String>,
+    /// Its change waits for its window: when the window opens.
+    pub waiting_for_window: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

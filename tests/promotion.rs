@@ -589,3 +589,84 @@ fn a_daemon_promotes_between_branches_when_the_soak_ends() {
         .expect("signed");
     daemon.terminate(Duration::from_secs(20));
 }
+
+#[test]
+fn a_change_waits_for_its_window_and_lands_when_it_opens() {
+    let port = Daemon::free_port();
+    let registry = RegistryServer::start(Auth::Anonymous);
+    registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
+    let host = registry.host();
+    // The window opens four seconds from now (UTC) and stays open an hour.
+    let opens = now() + 4;
+    let clock = |t: i64| {
+        let of_day = t.rem_euclid(86_400);
+        format!(
+            "{:02}:{:02}:{:02}",
+            of_day / 3600,
+            of_day % 3600 / 60,
+            of_day % 60
+        )
+    };
+    let policy = format!(
+        "{}  window:\n    - from: \"{}\"\n      to: \"{}\"\n",
+        registry_policy(&host, "default"),
+        clock(opens),
+        clock(opens + HOUR)
+    );
+    let remote = Remote::new(&[
+        ("policies/app.yaml", &policy),
+        ("apps/app.yaml", &deployment(&host, "default:app", "1.0.0")),
+    ]);
+    let key = GpgKey::ed25519();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crowsnest.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nscan:\n  interval: 1h\nstateDir: state\nhttp:\n  listen: 127.0.0.1:{port}\n",
+            url = remote.url(),
+            key = key.key_file.display(),
+        ),
+    )
+    .unwrap();
+    let pinned = |value: &str| {
+        remote.file("main", "apps/app.yaml")
+            == Some(deployment(&host, "default:app", value).into_bytes())
+    };
+    // `once` before the window opens: nothing is written, and it says why.
+    let early = crowsnest(dir.path(), &["once", "--config", config.to_str().unwrap()]);
+    assert_eq!(early.status.code(), Some(0), "{}", text(&early.stderr));
+    assert!(
+        text(&early.stderr).contains("waiting: default:app: its window is closed"),
+        "{}",
+        text(&early.stderr)
+    );
+    assert!(pinned("1.0.0"));
+    let mut daemon = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_crowsnest")),
+        &config,
+        &[],
+        &[],
+        &dir.path().join("daemon.log"),
+        port,
+    );
+    daemon.wait_ready();
+    let status = daemon.status();
+    assert!(
+        status["policies"][0]["waitingForWindow"].is_string() || now() >= opens,
+        "{status:#}"
+    );
+    daemon.wait_until(
+        "the commit when the window opens",
+        Duration::from_secs(20),
+        |_| pinned("1.1.0"),
+    );
+    let landed = now();
+    assert!(landed >= opens, "not before the window opened");
+    assert!(
+        landed <= opens + 3,
+        "right after it opened: {landed} vs {opens}"
+    );
+    key.verify_commit(&remote.path, "main").expect("signed");
+    daemon.terminate(Duration::from_secs(20));
+}

@@ -93,6 +93,11 @@ fn print_findings(pass: &PassReport) {
     for failure in &pass.failures {
         eprintln!("error: {}: {}", failure.policy, failure.message);
     }
+    for (policy, opens) in &pass.waiting {
+        eprintln!(
+            "waiting: {policy}: its window is closed; the change is committed when it opens ({opens})"
+        );
+    }
     for held in &pass.held {
         eprintln!(
             "held: {} {}: {} -> {} would be a downgrade (allowDowngrade is false)",

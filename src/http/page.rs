@@ -161,14 +161,19 @@ fn section(html: &mut String, repository: &RepositoryStatus, policies: &[&Policy
         html.push_str("<tr><td colspan=\"7\">No policies watched yet.</td></tr>");
     }
     for p in policies {
-        let state = if p.last_error.is_some() {
-            "<span class=\"badge bad\">error</span>"
+        let state = if let Some(opens) = &p.waiting_for_window {
+            format!(
+                "<span class=\"badge pending\">waiting for window until {}</span>",
+                escape(opens)
+            )
+        } else if p.last_error.is_some() {
+            "<span class=\"badge bad\">error</span>".to_owned()
         } else if !p.findings.is_empty() {
-            "<span class=\"badge bad\">held back</span>"
+            "<span class=\"badge bad\">held back</span>".to_owned()
         } else if p.up_to_date {
-            "<span class=\"badge ok\">up to date</span>"
+            "<span class=\"badge ok\">up to date</span>".to_owned()
         } else {
-            "<span class=\"badge pending\">pending</span>"
+            "<span class=\"badge pending\">pending</span>".to_owned()
         };
         let promotion = p.promotion.as_ref().map_or_else(String::new, |pr| {
             let soaking = match (&pr.soaking, &pr.eligible_at) {

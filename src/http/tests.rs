@@ -109,6 +109,7 @@ async fn status_json_and_page_show_each_policy_escaped() {
         verified: None,
         unsigned: Vec::new(),
         tag_moved: None,
+        waiting_for_window: None,
     });
     let (code, json) = call(&h.app, get("/api/status")).await;
     assert_eq!(code, StatusCode::OK);

@@ -18,6 +18,7 @@ use serde_saphyr::Spanned;
 use super::filter::{Exclusions, TagFilter};
 use super::select::{Order, Rule};
 use super::semver::{Range, SyntaxError};
+use super::window::{self, Window};
 use super::{Broken, Declares, Policy, PolicyError, Promote, Verify};
 use crate::config::parse_interval;
 use crate::model::{
@@ -90,6 +91,9 @@ pub(super) mod wire {
         /// Only tags whose image is signed.
         #[serde(default)]
         pub verify: Option<Spanned<VerifyWire>>,
+        /// When changes may be committed.
+        #[serde(default)]
+        pub window: Option<Vec<Spanned<SpanWire>>>,
         #[serde(default)]
         pub filter_tags: Option<Spanned<FilterWire>>,
         #[serde(default)]
@@ -102,6 +106,17 @@ pub(super) mod wire {
         pub allow_downgrade: bool,
         #[serde(default)]
         pub targets: Vec<Spanned<TargetWire>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "window", deny_unknown_fields, rename_all = "camelCase")]
+    pub struct SpanWire {
+        #[serde(default)]
+        pub days: Option<Vec<Spanned<String>>>,
+        pub from: Spanned<String>,
+        pub to: Spanned<String>,
+        #[serde(default)]
+        pub time_zone: Option<Spanned<String>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -615,8 +630,68 @@ impl Validator<'_> {
             targets,
             promote,
             verify: spec.verify.as_ref().map(|v| self.verify(v)).transpose()?,
+            window: spec.window.as_ref().map(|w| self.window(w)).transpose()?,
             declared_at: self.at(document),
         })
+    }
+
+    fn window(&self, spans: &[Spanned<wire::SpanWire>]) -> Result<Window, PolicyError> {
+        let mut out = Vec::with_capacity(spans.len());
+        for spanned in spans {
+            let wire = &spanned.value;
+            let mut days = [wire.days.is_none(); 7];
+            if let Some(list) = &wire.days {
+                if list.is_empty() {
+                    return Err(self.invalid(
+                        spanned,
+                        "window days must name at least one day (or be left out for every day)",
+                    ));
+                }
+                for day in list {
+                    let i = window::parse_day(&day.value).ok_or_else(|| {
+                        self.invalid(
+                            day,
+                            format!(
+                                "window day {:?} is not one of Mon, Tue, Wed, Thu, Fri, Sat, Sun",
+                                day.value
+                            ),
+                        )
+                    })?;
+                    days[i] = true;
+                }
+            }
+            let time = |t: &Spanned<String>, key: &str| {
+                window::parse_time(&t.value).ok_or_else(|| {
+                    self.invalid(
+                        t,
+                        format!(
+                            "window {key} {:?} is not a time like 09:00 (24 hours)",
+                            t.value
+                        ),
+                    )
+                })
+            };
+            let (from, to) = (time(&wire.from, "from")?, time(&wire.to, "to")?);
+            if from == to {
+                return Err(self.invalid(&wire.to, "window to must differ from from (a span of no time, or of all day, is ambiguous: leave window out for always)"));
+            }
+            let zone_name = wire
+                .time_zone
+                .as_ref()
+                .map_or_else(|| "UTC".to_owned(), |z| z.value.trim().to_owned());
+            let zone = jiff::tz::TimeZone::get(&zone_name).map_err(|_| {
+                let at = wire.time_zone.as_ref().expect("UTC is always known");
+                self.invalid(at, format!("window timeZone {zone_name:?} is not an IANA time zone name like Europe/Berlin"))
+            })?;
+            out.push(window::Span {
+                days,
+                from,
+                to,
+                zone,
+                zone_name,
+            });
+        }
+        Ok(Window { spans: out })
     }
 
     fn verify(&self, spanned: &Spanned<wire::VerifyWire>) -> Result<Verify, PolicyError> {

@@ -700,6 +700,7 @@ impl Reader<'_> {
                 targets: Vec::new(),
                 promote: None,
                 verify: None,
+                window: None,
                 declared_at: self.v.at(object),
             },
             repository,

@@ -30,6 +30,7 @@ mod filter;
 pub mod flux;
 mod select;
 pub mod semver;
+pub mod window;
 
 use std::time::Duration;
 
@@ -156,6 +157,8 @@ pub struct Policy {
     pub promote: Option<Promote>,
     /// `spec.verify`: only tags whose image is signed by these keys.
     pub verify: Option<Verify>,
+    /// `spec.window`: changes wait until it is open.
+    pub window: Option<window::Window>,
     /// Where the document starts.
     pub declared_at: Located,
 }
