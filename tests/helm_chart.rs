@@ -33,6 +33,7 @@ const GOOD: &[&str] = &[
     "shards",
     "ssh-signing",
     "webhook-ingress",
+    "repositories",
 ];
 
 fn root() -> PathBuf {
@@ -744,7 +745,22 @@ fn webhook_ingress_routes_only_the_hooks() {
 fn bad_values_are_rejected_with_a_clear_message() {
     const SCHEMA: &str = "values don't meet the specifications of the schema";
     let cases: &[(Option<&str>, &[&str])] = &[
-        (None, &[SCHEMA, "at '/git/url'", "minLength: got 0, want 1"]),
+        (
+            None,
+            &["git.url is required: the ssh:// or https:// URL of the repository crowsnest manages (or list several under repositories)"],
+        ),
+        (
+            Some("repositories-and-git"),
+            &["give git.url (one repository) or repositories (several), not both"],
+        ),
+        (
+            Some("repositories-bad-name"),
+            &[SCHEMA, "at '/repositories/0/name'", "does not match pattern"],
+        ),
+        (
+            Some("repositories-without-url"),
+            &[SCHEMA, "at '/repositories/0'", "missing property 'url'"],
+        ),
         (
             Some("shards-zero"),
             &[SCHEMA, "at '/shards'", "minimum: got 0, want 1"],

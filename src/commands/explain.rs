@@ -159,6 +159,7 @@ pub async fn run(args: ExplainArgs) -> Exit {
             return Exit::Failed;
         }
     };
+    let window = policy.window.clone();
     let output = if policy.promote.is_some() {
         let json = args.json;
         match tokio::task::spawn_blocking(move || explain_promotion(&plan, &policy, json)).await {
@@ -194,6 +195,17 @@ pub async fn run(args: ExplainArgs) -> Exit {
         }
     };
     print!("{output}");
+    if let (Some(window), false) = (&window, args.json) {
+        let now = jiff::Timestamp::now();
+        if window.is_open(now) {
+            println!("window {window}: open now");
+        } else {
+            let opens = window
+                .next_opening(now)
+                .map_or_else(|| "never".to_owned(), |t| t.to_string());
+            println!("window {window}: closed; the change waits until {opens}");
+        }
+    }
     Exit::Ok
 }
 

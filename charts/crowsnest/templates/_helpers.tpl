@@ -45,38 +45,113 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* What the git remote needs, from its URL scheme. */}}
-{{- define "crowsnest.gitIsSSH" -}}
-{{- if hasPrefix "ssh://" .Values.git.url }}true{{ end }}
+{{/*
+The repositories the daemon writes to, as a JSON list: `git` (one entry)
+or `repositories` (several; exactly one of the two). Each entry: `name`
+(empty for `git`), `v` (its values), `label` (for messages), the Secrets
+holding its git credentials and signing key, where they are mounted, and
+the names of their volumes.
+*/}}
+{{- define "crowsnest.entries" -}}
+{{- $out := list }}
+{{- $full := include "crowsnest.fullname" . }}
+{{- if .Values.repositories }}
+{{- if .Values.git.url }}
+{{- fail "give git.url (one repository) or repositories (several), not both" }}
+{{- end }}
+{{- $byUrl := dict }}
+{{- range $i, $r := .Values.repositories }}
+{{- $auth := default dict $r.auth }}
+{{- $signing := default dict $r.signing }}
+{{- $entry := dict "name" $r.name "v" $r "label" (printf "repositories[%s]" $r.name) "gitSecret" (default (printf "%s-%s-git" $full $r.name) $auth.existingSecret) "signingSecret" (default (printf "%s-%s-signing" $full $r.name) $signing.existingSecret) "gitDir" (printf "/etc/crowsnest/repositories/%s/git" $r.name) "signingDir" (printf "/etc/crowsnest/repositories/%s/signing" $r.name) "gitVolume" (printf "repo-%d-git" $i) "signingVolume" (printf "repo-%d-signing" $i) "sharesAuth" false }}
+{{- /* Entries on one URL share a clone, so one set of credentials: the first entry's Secret and mount. */}}
+{{- with get $byUrl $r.url }}
+{{- if not (deepEqual (default dict .v.auth) $auth) }}
+{{- fail (printf "repositories[%s] and repositories[%s] use one url with different auth; entries on one URL share a clone and must have the same auth" .name $r.name) }}
+{{- end }}
+{{- $_ := set $entry "gitSecret" .gitSecret }}
+{{- $_ := set $entry "gitDir" .gitDir }}
+{{- $_ := set $entry "gitVolume" .gitVolume }}
+{{- $_ := set $entry "sharesAuth" true }}
+{{- else }}
+{{- $_ := set $byUrl $r.url $entry }}
+{{- end }}
+{{- $out = append $out $entry }}
+{{- end }}
+{{- else }}
+{{- if not .Values.git.url }}
+{{- fail "git.url is required: the ssh:// or https:// URL of the repository crowsnest manages (or list several under repositories)" }}
+{{- end }}
+{{- $out = append $out (dict "sharesAuth" false "name" "" "v" .Values.git "label" "git" "gitSecret" (default (printf "%s-git" $full) .Values.git.auth.existingSecret) "signingSecret" (default (printf "%s-signing" $full) .Values.git.signing.existingSecret) "gitDir" "/etc/crowsnest/git" "signingDir" "/etc/crowsnest/signing" "gitVolume" "git" "signingVolume" "signing") }}
+{{- end }}
+{{- toJson $out }}
 {{- end }}
 
-{{- define "crowsnest.gitIsHTTP" -}}
-{{- if or (hasPrefix "https://" .Values.git.url) (hasPrefix "http://" .Values.git.url) }}true{{ end }}
+{{/* Whether some entry of repositories has trial secrets in its values. */}}
+{{- define "crowsnest.trialRepositorySecrets" -}}
+{{- range .Values.repositories }}
+{{- $auth := default dict .auth }}
+{{- $signing := default dict .signing }}
+{{- if or $auth.sshKey $auth.password $signing.key }}true{{ end }}
+{{- end }}
 {{- end }}
 
-{{/* The git credentials Secret is mounted when the remote needs one. */}}
-{{- define "crowsnest.gitAuthUsed" -}}
-{{- if or (include "crowsnest.gitIsSSH" .) (and (include "crowsnest.gitIsHTTP" .) .Values.git.auth.username) }}true{{ end }}
+{{/* For one entry (the argument): what its remote needs, from its URL scheme. */}}
+{{- define "crowsnest.entryIsSSH" -}}
+{{- if hasPrefix "ssh://" .v.url }}true{{ end }}
 {{- end }}
 
-{{- define "crowsnest.gitSSHPassphrase" -}}
-{{- if .Values.git.auth.existingSecret }}
-{{- if .Values.git.auth.existingSecretHasPassphrase }}true{{ end }}
-{{- else if .Values.git.auth.sshPassphrase }}true{{ end }}
+{{/* The entry's git credentials Secret is mounted when its remote needs one. */}}
+{{- define "crowsnest.entryAuthUsed" -}}
+{{- $auth := default dict .v.auth }}
+{{- if or (hasPrefix "ssh://" .v.url) (and (or (hasPrefix "https://" .v.url) (hasPrefix "http://" .v.url)) $auth.username) }}true{{ end }}
 {{- end }}
 
-{{- define "crowsnest.gitSecretName" -}}
-{{- default (printf "%s-git" (include "crowsnest.fullname" .)) .Values.git.auth.existingSecret }}
+{{- define "crowsnest.entrySSHPassphrase" -}}
+{{- $auth := default dict .v.auth }}
+{{- if $auth.existingSecret }}
+{{- if $auth.existingSecretHasPassphrase }}true{{ end }}
+{{- else if $auth.sshPassphrase }}true{{ end }}
 {{- end }}
 
-{{- define "crowsnest.signingPassphrase" -}}
-{{- if .Values.git.signing.existingSecret }}
-{{- if .Values.git.signing.existingSecretHasPassphrase }}true{{ end }}
-{{- else if .Values.git.signing.passphrase }}true{{ end }}
+{{- define "crowsnest.entrySigningPassphrase" -}}
+{{- $signing := default dict .v.signing }}
+{{- if $signing.existingSecret }}
+{{- if $signing.existingSecretHasPassphrase }}true{{ end }}
+{{- else if $signing.passphrase }}true{{ end }}
 {{- end }}
 
-{{- define "crowsnest.signingSecretName" -}}
-{{- default (printf "%s-signing" (include "crowsnest.fullname" .)) .Values.git.signing.existingSecret }}
+{{- define "crowsnest.entrySigned" -}}
+{{- $signing := default dict .v.signing }}
+{{- if $signing.format }}true{{ end }}
+{{- end }}
+
+{{/* One entry's keys of crowsnest.yaml (`git:` or an item of `repositories:`), as YAML. */}}
+{{- define "crowsnest.entryConfig" -}}
+{{- $v := .v }}
+{{- $git := dict "url" $v.url "branch" (default "main" $v.branch) "path" (default "." $v.path) "policies" (default "policies" $v.policies) }}
+{{- if .name }}{{ $_ := set $git "name" .name }}{{ end }}
+{{- if $v.pushBranch }}{{ $_ := set $git "pushBranch" $v.pushBranch }}{{ end }}
+{{- $author := default (dict "name" "crowsnest" "email" "crowsnest@localhost") $v.author }}
+{{- $_ := set $git "author" (dict "name" $author.name "email" $author.email) }}
+{{- if $v.messageTemplate }}{{ $_ := set $git "messageTemplate" $v.messageTemplate }}{{ end }}
+{{- $authValues := default dict $v.auth }}
+{{- $auth := dict }}
+{{- if include "crowsnest.entryIsSSH" . }}
+{{- $_ := set $auth "sshKeyFile" (printf "%s/identity" .gitDir) }}
+{{- $_ := set $auth "knownHostsFile" (printf "%s/known_hosts" .gitDir) }}
+{{- if include "crowsnest.entrySSHPassphrase" . }}{{ $_ := set $auth "sshPassphraseFile" (printf "%s/passphrase" .gitDir) }}{{ end }}
+{{- else if include "crowsnest.entryAuthUsed" . }}
+{{- $_ := set $auth "username" $authValues.username }}
+{{- $_ := set $auth "passwordFile" (printf "%s/password" .gitDir) }}
+{{- end }}
+{{- if $auth }}{{ $_ := set $git "auth" $auth }}{{ end }}
+{{- if include "crowsnest.entrySigned" . }}
+{{- $signing := dict "format" $v.signing.format "keyFile" (printf "%s/key" .signingDir) }}
+{{- if include "crowsnest.entrySigningPassphrase" . }}{{ $_ := set $signing "passphraseFile" (printf "%s/passphrase" .signingDir) }}{{ end }}
+{{- $_ := set $git "signing" $signing }}
+{{- end }}
+{{- toYaml $git }}
 {{- end }}
 
 {{- define "crowsnest.dockerConfigUsed" -}}
@@ -97,24 +172,10 @@ every string is quoted correctly. Paths are where the volumes are mounted
 in the pod (see the workload template).
 */}}
 {{- define "crowsnest.config" -}}
-{{- $git := dict "url" (required "git.url is required: the ssh:// or https:// URL of the repository crowsnest manages" .Values.git.url) "branch" .Values.git.branch "path" .Values.git.path "policies" .Values.git.policies }}
-{{- if .Values.git.pushBranch }}{{ $_ := set $git "pushBranch" .Values.git.pushBranch }}{{ end }}
-{{- $_ := set $git "author" (dict "name" .Values.git.author.name "email" .Values.git.author.email) }}
-{{- if .Values.git.messageTemplate }}{{ $_ := set $git "messageTemplate" .Values.git.messageTemplate }}{{ end }}
-{{- $auth := dict }}
-{{- if include "crowsnest.gitIsSSH" . }}
-{{- $_ := set $auth "sshKeyFile" "/etc/crowsnest/git/identity" }}
-{{- $_ := set $auth "knownHostsFile" "/etc/crowsnest/git/known_hosts" }}
-{{- if include "crowsnest.gitSSHPassphrase" . }}{{ $_ := set $auth "sshPassphraseFile" "/etc/crowsnest/git/passphrase" }}{{ end }}
-{{- else if and (include "crowsnest.gitIsHTTP" .) .Values.git.auth.username }}
-{{- $_ := set $auth "username" .Values.git.auth.username }}
-{{- $_ := set $auth "passwordFile" "/etc/crowsnest/git/password" }}
-{{- end }}
-{{- if $auth }}{{ $_ := set $git "auth" $auth }}{{ end }}
-{{- if .Values.git.signing.format }}
-{{- $signing := dict "format" .Values.git.signing.format "keyFile" "/etc/crowsnest/signing/key" }}
-{{- if include "crowsnest.signingPassphrase" . }}{{ $_ := set $signing "passphraseFile" "/etc/crowsnest/signing/passphrase" }}{{ end }}
-{{- $_ := set $git "signing" $signing }}
+{{- $entries := include "crowsnest.entries" . | fromJsonArray }}
+{{- $repositories := list }}
+{{- range $entries }}
+{{- $repositories = append $repositories (include "crowsnest.entryConfig" . | fromYaml) }}
 {{- end }}
 {{- $registries := dict }}
 {{- if include "crowsnest.dockerConfigUsed" . }}{{ $_ := set $registries "dockerConfig" "/etc/crowsnest/docker/config.json" }}{{ end }}
@@ -128,7 +189,12 @@ in the pod (see the workload template).
 {{- $hosts = append $hosts $host }}
 {{- end }}
 {{- if $hosts }}{{ $_ := set $registries "hosts" $hosts }}{{ end }}
-{{- $config := dict "git" $git "scan" (dict "interval" .Values.scan.interval) "stateDir" "/var/lib/crowsnest" }}
+{{- $config := dict "scan" (dict "interval" .Values.scan.interval) "stateDir" "/var/lib/crowsnest" }}
+{{- if .Values.repositories }}
+{{- $_ := set $config "repositories" $repositories }}
+{{- else }}
+{{- $_ := set $config "git" (first $repositories) }}
+{{- end }}
 {{- if $registries }}{{ $_ := set $config "registries" $registries }}{{ end }}
 {{- $_ := set $config "http" (dict "listen" (printf "0.0.0.0:%d" (int .Values.http.port)) "webhookTokenFile" "/etc/crowsnest/webhook/token") }}
 {{- toYaml $config }}
@@ -224,15 +290,17 @@ spec:
         - name: webhook
           mountPath: /etc/crowsnest/webhook
           readOnly: true
-        {{- if include "crowsnest.gitAuthUsed" . }}
-        - name: git
-          mountPath: /etc/crowsnest/git
+        {{- range include "crowsnest.entries" . | fromJsonArray }}
+        {{- if and (include "crowsnest.entryAuthUsed" .) (not .sharesAuth) }}
+        - name: {{ .gitVolume }}
+          mountPath: {{ .gitDir }}
           readOnly: true
         {{- end }}
-        {{- if .Values.git.signing.format }}
-        - name: signing
-          mountPath: /etc/crowsnest/signing
+        {{- if include "crowsnest.entrySigned" . }}
+        - name: {{ .signingVolume }}
+          mountPath: {{ .signingDir }}
           readOnly: true
+        {{- end }}
         {{- end }}
         {{- if include "crowsnest.dockerConfigUsed" . }}
         - name: docker
@@ -278,17 +346,19 @@ spec:
         items:
           - key: token
             path: token
-    {{- if include "crowsnest.gitAuthUsed" . }}
-    - name: git
+    {{- range include "crowsnest.entries" . | fromJsonArray }}
+    {{- if and (include "crowsnest.entryAuthUsed" .) (not .sharesAuth) }}
+    - name: {{ .gitVolume }}
       secret:
-        secretName: {{ include "crowsnest.gitSecretName" . }}
+        secretName: {{ .gitSecret }}
         defaultMode: 288  # octal 0440, written in decimal so YAML 1.1 and 1.2 agree
     {{- end }}
-    {{- if .Values.git.signing.format }}
-    - name: signing
+    {{- if include "crowsnest.entrySigned" . }}
+    - name: {{ .signingVolume }}
       secret:
-        secretName: {{ include "crowsnest.signingSecretName" . }}
+        secretName: {{ .signingSecret }}
         defaultMode: 288  # octal 0440, written in decimal so YAML 1.1 and 1.2 agree
+    {{- end }}
     {{- end }}
     {{- if include "crowsnest.dockerConfigUsed" . }}
     - name: docker
