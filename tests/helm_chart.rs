@@ -747,7 +747,9 @@ fn bad_values_are_rejected_with_a_clear_message() {
     let cases: &[(Option<&str>, &[&str])] = &[
         (
             None,
-            &["git.url is required: the ssh:// or https:// URL of the repository crowsnest manages (or list several under repositories)"],
+            &[
+                "git.url is required: the ssh:// or https:// URL of the repository crowsnest manages (or list several under repositories)",
+            ],
         ),
         (
             Some("repositories-and-git"),
@@ -755,7 +757,11 @@ fn bad_values_are_rejected_with_a_clear_message() {
         ),
         (
             Some("repositories-bad-name"),
-            &[SCHEMA, "at '/repositories/0/name'", "does not match pattern"],
+            &[
+                SCHEMA,
+                "at '/repositories/0/name'",
+                "does not match pattern",
+            ],
         ),
         (
             Some("repositories-without-url"),

@@ -45,7 +45,7 @@ use git2::{ObjectType, Oid, Repository};
 use super::fields::{self, FieldKey, ManagedField};
 use super::record::{Entry, Filter, Kind, Person, SignatureReport, image_of};
 use crate::audit;
-use crate::git::objects::Objects;
+use crate::git::objects::{Objects, RawEntries, common_entries, git_order};
 use crate::git::verify::Verifier;
 use crate::inventory::MAX_MANIFEST_BYTES;
 use crate::manifests;
@@ -903,97 +903,6 @@ fn remember(cache: &mut HashMap<Oid, bool>, id: Oid, mentions: bool) {
         cache.clear();
     }
     cache.insert(id, mentions);
-}
-
-/// One entry of a raw tree object: `<octal mode> <name>\0<20-byte id>`.
-#[derive(Clone, Copy)]
-struct RawEntry<'a> {
-    mode: u32,
-    name: &'a [u8],
-    id: &'a [u8],
-}
-
-impl RawEntry<'_> {
-    fn is_tree(&self) -> bool {
-        self.mode == 0o40000
-    }
-
-    /// A regular file (not a symlink or submodule, which crowsnest never reads).
-    fn is_file(&self) -> bool {
-        self.mode & 0o170000 == 0o100000
-    }
-
-    fn oid(&self) -> Oid {
-        Oid::from_bytes(self.id).expect("a tree entry holds a 20-byte id")
-    }
-}
-
-/// Entries of a raw tree, in stored order. Stops at the first malformed
-/// byte (libgit2 would have refused the object already).
-struct RawEntries<'a>(&'a [u8]);
-
-impl<'a> Iterator for RawEntries<'a> {
-    type Item = RawEntry<'a>;
-
-    fn next(&mut self) -> Option<RawEntry<'a>> {
-        let rest = self.0;
-        let space = memchr::memchr(b' ', rest)?;
-        let mode = rest[..space].iter().try_fold(0u32, |m, &d| {
-            d.is_ascii_digit().then(|| m * 8 + u32::from(d - b'0'))
-        })?;
-        let after = &rest[space + 1..];
-        let nul = memchr::memchr(0, after)?;
-        let id = after.get(nul + 1..nul + 21)?;
-        self.0 = &after[nul + 21..];
-        Some(RawEntry {
-            mode,
-            name: &after[..nul],
-            id,
-        })
-    }
-}
-
-/// How many leading bytes of two raw trees hold the same whole entries.
-fn common_entries(a: &[u8], b: &[u8]) -> usize {
-    const CHUNK: usize = 32;
-    let mut same = 0;
-    let len = a.len().min(b.len());
-    while same + CHUNK <= len && a[same..same + CHUNK] == b[same..same + CHUNK] {
-        same += CHUNK;
-    }
-    same += a[same..len]
-        .iter()
-        .zip(&b[same..len])
-        .take_while(|(x, y)| x == y)
-        .count();
-    // An entry's parse depends only on its own bytes, so every entry that
-    // ends within the identical prefix is the same entry in both.
-    let mut entries = RawEntries(a);
-    let mut start = 0;
-    while entries.next().is_some() {
-        let end = a.len() - entries.0.len();
-        if end > same {
-            break;
-        }
-        start = end;
-    }
-    start
-}
-
-/// Git's tree order: names compared bytewise, a folder's as if it ended in `/`.
-fn git_order(a: &RawEntry<'_>, b: &RawEntry<'_>) -> std::cmp::Ordering {
-    let common = a.name.len().min(b.name.len());
-    match a.name[..common].cmp(&b.name[..common]) {
-        std::cmp::Ordering::Equal => {
-            let end = |e: &RawEntry<'_>| match e.name.get(common) {
-                Some(&c) => c,
-                None if e.is_tree() => b'/',
-                None => 0,
-            };
-            end(a).cmp(&end(b)).then(a.name.len().cmp(&b.name.len()))
-        }
-        other => other,
-    }
 }
 
 /// `path` is `dir` or inside it (`""` and `.` hold everything).

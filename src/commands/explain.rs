@@ -252,8 +252,7 @@ fn explain_promotion(plan: &Plan, policy: &Policy, json: bool) -> Result<String,
     let order = promote::ordering(&promote.from, |id| {
         promote::policy_at(source_repo, source_tip, &source.policies_dir, id)
     });
-    let current = promote::value_at(&here_repo, here_tip, &policy.id, &plan.here.scan_dir)
-        .map_err(|e| e.message().to_owned())?;
+    let current = promote::value_at(&here_repo, here_tip, &policy.id, &plan.here.scan_dir)?;
     let current_tag = current
         .as_deref()
         .and_then(|v| promote::tag_and_digest(v).0)

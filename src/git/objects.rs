@@ -336,6 +336,99 @@ fn varint(rest: &mut &[u8]) -> Result<u64, String> {
     Err("a delta header size overflows".into())
 }
 
+// Raw tree entries, shared by `crowsnest history` and promotions.
+
+/// One entry of a raw tree object: `<octal mode> <name>\0<20-byte id>`.
+#[derive(Clone, Copy)]
+pub struct RawEntry<'a> {
+    pub mode: u32,
+    pub name: &'a [u8],
+    pub id: &'a [u8],
+}
+
+impl RawEntry<'_> {
+    pub fn is_tree(&self) -> bool {
+        self.mode == 0o40000
+    }
+
+    /// A regular file (not a symlink or submodule, which crowsnest never reads).
+    pub fn is_file(&self) -> bool {
+        self.mode & 0o170000 == 0o100000
+    }
+
+    pub fn oid(&self) -> Oid {
+        Oid::from_bytes(self.id).expect("a tree entry holds a 20-byte id")
+    }
+}
+
+/// Entries of a raw tree, in stored order. Stops at the first malformed
+/// byte (libgit2 would have refused the object already).
+pub struct RawEntries<'a>(pub &'a [u8]);
+
+impl<'a> Iterator for RawEntries<'a> {
+    type Item = RawEntry<'a>;
+
+    fn next(&mut self) -> Option<RawEntry<'a>> {
+        let rest = self.0;
+        let space = memchr::memchr(b' ', rest)?;
+        let mode = rest[..space].iter().try_fold(0u32, |m, &d| {
+            d.is_ascii_digit().then(|| m * 8 + u32::from(d - b'0'))
+        })?;
+        let after = &rest[space + 1..];
+        let nul = memchr::memchr(0, after)?;
+        let id = after.get(nul + 1..nul + 21)?;
+        self.0 = &after[nul + 21..];
+        Some(RawEntry {
+            mode,
+            name: &after[..nul],
+            id,
+        })
+    }
+}
+
+/// How many leading bytes of two raw trees hold the same whole entries.
+pub fn common_entries(a: &[u8], b: &[u8]) -> usize {
+    const CHUNK: usize = 32;
+    let mut same = 0;
+    let len = a.len().min(b.len());
+    while same + CHUNK <= len && a[same..same + CHUNK] == b[same..same + CHUNK] {
+        same += CHUNK;
+    }
+    same += a[same..len]
+        .iter()
+        .zip(&b[same..len])
+        .take_while(|(x, y)| x == y)
+        .count();
+    // An entry's parse depends only on its own bytes, so every entry that
+    // ends within the identical prefix is the same entry in both.
+    let mut entries = RawEntries(a);
+    let mut start = 0;
+    while entries.next().is_some() {
+        let end = a.len() - entries.0.len();
+        if end > same {
+            break;
+        }
+        start = end;
+    }
+    start
+}
+
+/// Git's tree order: names compared bytewise, a folder's as if it ended in `/`.
+pub fn git_order(a: &RawEntry<'_>, b: &RawEntry<'_>) -> std::cmp::Ordering {
+    let common = a.name.len().min(b.name.len());
+    match a.name[..common].cmp(&b.name[..common]) {
+        std::cmp::Ordering::Equal => {
+            let end = |e: &RawEntry<'_>| match e.name.get(common) {
+                Some(&c) => c,
+                None if e.is_tree() => b'/',
+                None => 0,
+            };
+            end(a).cmp(&end(b)).then(a.name.len().cmp(&b.name.len()))
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Objects, apply_delta};

@@ -30,6 +30,8 @@ use std::time::Duration;
 
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
+use crate::git::objects::{Objects, RawEntries};
+
 use crate::audit::record::SignatureStatus;
 use crate::git::verify::Verifier;
 use crate::manifests::Manifest;
@@ -83,7 +85,6 @@ pub struct Timeline {
 
 #[derive(Debug, Clone)]
 struct FileState {
-    blob: Oid,
     /// The policy's setters in the file: field and value.
     setters: Vec<(Field, String)>,
 }
@@ -99,15 +100,16 @@ impl Timeline {
         policy: &PolicyId,
         scan_dir: &str,
     ) -> Result<Timeline, PromoteError> {
-        let fail = |what: &str, e: git2::Error| PromoteError {
+        let fail = |what: &str, message: String| PromoteError {
             policy: policy.clone(),
             what: what.to_owned(),
-            message: e.message().to_owned(),
+            message,
         };
         if self.tip == Some(tip) {
             self.commits_read = 0;
             return Ok(self);
         }
+        let mut objects = Objects::open(repo).map_err(|m| fail("the object database", m))?;
         let mut chain = Vec::new();
         let mut at = Some(tip);
         let mut reached_old = false;
@@ -116,40 +118,38 @@ impl Timeline {
                 reached_old = true;
                 break;
             }
-            let commit = repo.find_commit(id).map_err(|e| fail("a commit", e))?;
-            chain.push(id);
-            at = commit.parent_ids().next();
+            let commit = commit_info(&mut objects, id).map_err(|m| fail("a commit", m))?;
+            at = commit.parent;
+            chain.push((id, commit));
         }
         if !reached_old {
             self = Timeline::default();
         }
         self.commits_read = chain.len();
         let needle = format!("\"{policy}\"");
-        for id in chain.into_iter().rev() {
-            let commit = repo.find_commit(id).map_err(|e| fail("a commit", e))?;
-            let tree = commit.tree().map_err(|e| fail("a tree", e))?;
-            let scan_tree = scan_subtree(&tree, scan_dir);
+        for (id, commit) in chain.into_iter().rev() {
+            let scan_tree =
+                subtree(&mut objects, commit.tree, scan_dir).map_err(|m| fail("a tree", m))?;
             if scan_tree == self.scan_tree {
                 continue;
             }
             let previous = std::mem::replace(&mut self.scan_tree, scan_tree);
-            match (previous, scan_tree) {
-                (Some(old), Some(new)) => {
-                    diff_files(repo, old, new, policy, &needle, &mut self.files)
-                        .map_err(|e| fail("a diff", e))?;
-                }
-                _ => update_files(repo, scan_tree, policy, &needle, &mut self.files)
-                    .map_err(|e| fail("a file", e))?,
-            }
+            let mut reader = Reader {
+                objects: &mut objects,
+                policy,
+                needle: &needle,
+            };
+            reader
+                .diff(previous, scan_tree, "", &mut self.files)
+                .map_err(|m| fail("a tree", m))?;
             let value = held_value(self.files.values());
             let current = self.holdings.last().filter(|h| h.ended.is_none());
             if current.map(|h| &h.value) == value.as_ref() {
                 continue;
             }
-            let time = commit.time().seconds();
             if let Some(last) = self.holdings.last_mut().filter(|h| h.ended.is_none()) {
                 last.ended = Some(Ending {
-                    at: time,
+                    at: commit.time,
                     commit: id,
                     by: value.clone(),
                 });
@@ -157,9 +157,9 @@ impl Timeline {
             if let Some(value) = value {
                 self.holdings.push(Holding {
                     value,
-                    since: time,
+                    since: commit.time,
                     commit: id,
-                    author: commit.author().name().unwrap_or("").to_owned(),
+                    author: commit.author,
                     signed: None,
                     ended: None,
                 });
@@ -185,6 +185,158 @@ impl Timeline {
     }
 }
 
+/// What the walk needs of a commit.
+struct CommitInfo {
+    tree: Oid,
+    parent: Option<Oid>,
+    /// Committer time.
+    time: i64,
+    author: String,
+}
+
+/// The headers of a raw commit.
+fn commit_info(objects: &mut Objects, id: Oid) -> Result<CommitInfo, String> {
+    let (kind, raw) = objects.read(id)?;
+    if kind != ObjectType::Commit {
+        return Err(format!("{id} is not a commit"));
+    }
+    let headers = &raw[..memchr::memmem::find(&raw, b"\n\n").unwrap_or(raw.len())];
+    let (mut tree, mut parent, mut time, mut author) = (None, None, 0, String::new());
+    for line in headers.split(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        if let Some(hex) = text.strip_prefix("tree ") {
+            tree = Oid::from_str(hex.trim()).ok();
+        } else if let Some(hex) = text.strip_prefix("parent ") {
+            if parent.is_none() {
+                parent = Oid::from_str(hex.trim()).ok();
+            }
+        } else if let Some(who) = text.strip_prefix("author ") {
+            author = who.split(" <").next().unwrap_or("").to_owned();
+        } else if let Some(who) = text.strip_prefix("committer ") {
+            let mut fields = who.rsplit(' ');
+            let _zone = fields.next();
+            time = fields.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+        }
+    }
+    Ok(CommitInfo {
+        tree: tree.ok_or_else(|| format!("commit {id} has no tree"))?,
+        parent,
+        time,
+        author,
+    })
+}
+
+/// The entries of raw tree `id`: name, mode, id.
+fn entries(objects: &mut Objects, id: Oid) -> Result<Vec<(String, u32, Oid)>, String> {
+    let (kind, raw) = objects.read(id)?;
+    if kind != ObjectType::Tree {
+        return Err(format!("{id} is not a tree"));
+    }
+    Ok(RawEntries(&raw)
+        .map(|e| {
+            (
+                String::from_utf8_lossy(e.name).into_owned(),
+                e.mode,
+                e.oid(),
+            )
+        })
+        .collect())
+}
+
+/// The id of the folder `dir` (`""`: the root) in tree `root`.
+fn subtree(objects: &mut Objects, root: Oid, dir: &str) -> Result<Option<Oid>, String> {
+    let mut at = root;
+    for part in dir.split('/').filter(|p| !p.is_empty()) {
+        match entries(objects, at)?
+            .into_iter()
+            .find(|(name, mode, _)| name == part && *mode == 0o40000)
+        {
+            Some((_, _, id)) => at = id,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(at))
+}
+
+/// Reads the source policy's setters out of changed files.
+struct Reader<'a> {
+    objects: &'a mut Objects,
+    policy: &'a PolicyId,
+    needle: &'a str,
+}
+
+impl Reader<'_> {
+    /// Brings `files` from tree `old` to tree `new` (both the scanned
+    /// folder, or a folder under it at `prefix`), entering only subtrees
+    /// whose ids differ and reading only YAML files that changed.
+    fn diff(
+        &mut self,
+        old: Option<Oid>,
+        new: Option<Oid>,
+        prefix: &str,
+        files: &mut HashMap<String, FileState>,
+    ) -> Result<(), String> {
+        if old == new {
+            return Ok(());
+        }
+        let old_entries = match old {
+            Some(id) => entries(self.objects, id)?,
+            None => Vec::new(),
+        };
+        let new_entries = match new {
+            Some(id) => entries(self.objects, id)?,
+            None => Vec::new(),
+        };
+        let before: HashMap<&str, (u32, Oid)> = old_entries
+            .iter()
+            .map(|(n, m, i)| (n.as_str(), (*m, *i)))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for (name, mode, id) in &new_entries {
+            seen.insert(name.as_str());
+            let path = format!("{prefix}{name}");
+            let was = before.get(name.as_str()).copied();
+            if was.is_some_and(|(m, i)| m == *mode && i == *id) {
+                continue;
+            }
+            let was_tree = was.filter(|(m, _)| *m == 0o40000).map(|(_, i)| i);
+            if *mode == 0o40000 {
+                if was.is_some() && was_tree.is_none() {
+                    files.remove(&path);
+                }
+                self.diff(was_tree, Some(*id), &format!("{path}/"), files)?;
+                continue;
+            }
+            if was_tree.is_some() {
+                remove_under(files, &format!("{path}/"));
+            }
+            if mode & 0o170000 != 0o100000 || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+                files.remove(&path);
+                continue;
+            }
+            let (_, bytes) = self.objects.read(*id)?;
+            let setters = setters_in(&bytes, &path, self.policy, self.needle);
+            files.insert(path, FileState { setters });
+        }
+        for (name, mode, _) in &old_entries {
+            if seen.contains(name.as_str()) {
+                continue;
+            }
+            let path = format!("{prefix}{name}");
+            if *mode == 0o40000 {
+                remove_under(files, &format!("{path}/"));
+            } else {
+                files.remove(&path);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_under(files: &mut HashMap<String, FileState>, prefix: &str) {
+    files.retain(|path, _| !path.starts_with(prefix));
+}
+
 /// The value `policy`'s markers under `scan_dir` hold at `commit` (what
 /// a destination holds now, for `explain`).
 pub fn value_at(
@@ -192,104 +344,19 @@ pub fn value_at(
     commit: Oid,
     policy: &PolicyId,
     scan_dir: &str,
-) -> Result<Option<String>, git2::Error> {
-    let tree = repo.find_commit(commit)?.tree()?;
-    let scan_tree = scan_subtree(&tree, scan_dir);
+) -> Result<Option<String>, String> {
+    let mut objects = Objects::open(repo)?;
+    let tree = commit_info(&mut objects, commit)?.tree;
+    let scan_tree = subtree(&mut objects, tree, scan_dir)?;
+    let needle = format!("\"{policy}\"");
     let mut files = HashMap::new();
-    update_files(
-        repo,
-        scan_tree,
+    Reader {
+        objects: &mut objects,
         policy,
-        &format!("\"{policy}\""),
-        &mut files,
-    )?;
+        needle: &needle,
+    }
+    .diff(None, scan_tree, "", &mut files)?;
     Ok(held_value(files.values()))
-}
-
-/// The id of the scanned subtree of `tree` (`None`: there is none).
-fn scan_subtree(tree: &git2::Tree<'_>, scan_dir: &str) -> Option<Oid> {
-    if scan_dir.is_empty() {
-        return Some(tree.id());
-    }
-    tree.get_path(std::path::Path::new(scan_dir))
-        .ok()
-        .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .map(|e| e.id())
-}
-
-/// Brings `files` (path under the scanned tree -> the policy's setters)
-/// to the YAML files of `scan_tree`, parsing only the blobs that changed.
-fn update_files(
-    repo: &Repository,
-    scan_tree: Option<Oid>,
-    policy: &PolicyId,
-    needle: &str,
-    files: &mut HashMap<String, FileState>,
-) -> Result<(), git2::Error> {
-    let mut seen: HashMap<String, Oid> = HashMap::new();
-    if let Some(scan_tree) = scan_tree {
-        repo.find_tree(scan_tree)?
-            .walk(TreeWalkMode::PreOrder, |dir, entry| {
-                if entry.kind() == Some(ObjectType::Blob) {
-                    if let Ok(name) = entry.name() {
-                        if name.ends_with(".yaml") || name.ends_with(".yml") {
-                            seen.insert(format!("{dir}{name}"), entry.id());
-                        }
-                    }
-                }
-                TreeWalkResult::Ok
-            })?;
-    }
-    files.retain(|path, _| seen.contains_key(path));
-    for (path, blob) in seen {
-        if files.get(&path).is_some_and(|f| f.blob == blob) {
-            continue;
-        }
-        let setters = setters_of(repo, blob, &path, policy, needle)?;
-        files.insert(path, FileState { blob, setters });
-    }
-    Ok(())
-}
-
-/// Brings `files` from the scanned tree `old` to `new` through git's tree
-/// diff, which enters only the subtrees whose ids differ.
-fn diff_files(
-    repo: &Repository,
-    old: Oid,
-    new: Oid,
-    policy: &PolicyId,
-    needle: &str,
-    files: &mut HashMap<String, FileState>,
-) -> Result<(), git2::Error> {
-    let old = repo.find_tree(old)?;
-    let new = repo.find_tree(new)?;
-    let diff = repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
-    for delta in diff.deltas() {
-        if let Some(path) = delta.old_file().path().and_then(|p| p.to_str()) {
-            if delta.status() == git2::Delta::Deleted || delta.status() == git2::Delta::Renamed {
-                files.remove(path);
-            }
-        }
-        let file = delta.new_file();
-        let Some(path) = file.path().and_then(|p| p.to_str()) else {
-            continue;
-        };
-        if delta.status() == git2::Delta::Deleted
-            || !(path.ends_with(".yaml") || path.ends_with(".yml"))
-            || file.mode() != git2::FileMode::Blob && file.mode() != git2::FileMode::BlobExecutable
-        {
-            continue;
-        }
-        let setters = setters_of(repo, file.id(), path, policy, needle)?;
-        files.insert(
-            path.to_owned(),
-            FileState {
-                blob: file.id(),
-                setters,
-            },
-        );
-    }
-    Ok(())
 }
 
 /// The policy `id` as declared by the policy files under `policies_dir`
@@ -344,31 +411,23 @@ pub fn ordering(
 
 /// The source policy's setters in one file version (none if the file does
 /// not name the policy or does not parse).
-fn setters_of(
-    repo: &Repository,
-    blob: Oid,
-    path: &str,
-    policy: &PolicyId,
-    needle: &str,
-) -> Result<Vec<(Field, String)>, git2::Error> {
-    let blob = repo.find_blob(blob)?;
-    let bytes = blob.content();
+fn setters_in(bytes: &[u8], path: &str, policy: &PolicyId, needle: &str) -> Vec<(Field, String)> {
     if memchr::memmem::find(bytes, needle.as_bytes()).is_none() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
     let Ok(text) = std::str::from_utf8(bytes) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let Ok(manifest) = Manifest::parse(path, text) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
-    Ok(manifest
+    manifest
         .scan_markers()
         .setters
         .into_iter()
         .filter(|s| &s.policy == policy)
         .map(|s| (s.field, s.value))
-        .collect())
+        .collect()
 }
 
 /// The value every setter agrees on: the `image` markers' value, or else
