@@ -30,7 +30,10 @@ use std::time::Duration;
 
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
-use crate::git::objects::{Objects, RawEntries};
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use crate::git::objects::{Objects, RawEntries, RawEntry, common_entries, git_order};
 
 use crate::audit::record::SignatureStatus;
 use crate::git::verify::Verifier;
@@ -268,7 +271,9 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// Brings `files` from tree `old` to tree `new` (both the scanned
     /// folder, or a folder under it at `prefix`), entering only subtrees
-    /// whose ids differ and reading only YAML files that changed.
+    /// whose ids differ and reading only YAML files that changed. The raw
+    /// trees are merge-joined in git's order after skipping the entries
+    /// they share byte for byte (most of a folder when one file changed).
     fn diff(
         &mut self,
         old: Option<Oid>,
@@ -279,55 +284,98 @@ impl Reader<'_> {
         if old == new {
             return Ok(());
         }
-        let old_entries = match old {
-            Some(id) => entries(self.objects, id)?,
-            None => Vec::new(),
+        let a = match old {
+            Some(id) => self.tree(id)?,
+            None => Arc::from(&[][..]),
         };
-        let new_entries = match new {
-            Some(id) => entries(self.objects, id)?,
-            None => Vec::new(),
+        let b = match new {
+            Some(id) => self.tree(id)?,
+            None => Arc::from(&[][..]),
         };
-        let before: HashMap<&str, (u32, Oid)> = old_entries
-            .iter()
-            .map(|(n, m, i)| (n.as_str(), (*m, *i)))
-            .collect();
-        let mut seen = std::collections::HashSet::new();
-        for (name, mode, id) in &new_entries {
-            seen.insert(name.as_str());
-            let path = format!("{prefix}{name}");
-            let was = before.get(name.as_str()).copied();
-            if was.is_some_and(|(m, i)| m == *mode && i == *id) {
-                continue;
-            }
-            let was_tree = was.filter(|(m, _)| *m == 0o40000).map(|(_, i)| i);
-            if *mode == 0o40000 {
-                if was.is_some() && was_tree.is_none() {
-                    files.remove(&path);
+        let skip = common_entries(&a, &b);
+        let (mut left, mut right) = (RawEntries(&a[skip..]), RawEntries(&b[skip..]));
+        let (mut x, mut y) = (left.next(), right.next());
+        loop {
+            let order = match (&x, &y) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(l), Some(r)) => git_order(l, r),
+            };
+            match order {
+                // Only in the old tree: gone.
+                Ordering::Less => {
+                    let l = x.expect("ordered");
+                    self.gone(&l, prefix, files);
+                    x = left.next();
                 }
-                self.diff(was_tree, Some(*id), &format!("{path}/"), files)?;
-                continue;
+                // Only in the new tree: added.
+                Ordering::Greater => {
+                    let r = y.expect("ordered");
+                    self.added(None, &r, prefix, files)?;
+                    y = right.next();
+                }
+                Ordering::Equal => {
+                    let (l, r) = (x.expect("ordered"), y.expect("ordered"));
+                    if l.id != r.id || l.mode != r.mode {
+                        self.added(Some(&l), &r, prefix, files)?;
+                    }
+                    x = left.next();
+                    y = right.next();
+                }
             }
-            if was_tree.is_some() {
-                remove_under(files, &format!("{path}/"));
-            }
-            if mode & 0o170000 != 0o100000 || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
-                files.remove(&path);
-                continue;
-            }
-            let (_, bytes) = self.objects.read(*id)?;
-            let setters = setters_in(&bytes, &path, self.policy, self.needle);
-            files.insert(path, FileState { setters });
         }
-        for (name, mode, _) in &old_entries {
-            if seen.contains(name.as_str()) {
-                continue;
-            }
-            let path = format!("{prefix}{name}");
-            if *mode == 0o40000 {
-                remove_under(files, &format!("{path}/"));
-            } else {
+        Ok(())
+    }
+
+    fn tree(&mut self, id: Oid) -> Result<Arc<[u8]>, String> {
+        let (kind, raw) = self.objects.read(id)?;
+        if kind != ObjectType::Tree {
+            return Err(format!("{id} is not a tree"));
+        }
+        Ok(raw)
+    }
+
+    /// An entry of the old tree that the new one lacks.
+    fn gone(&mut self, entry: &RawEntry<'_>, prefix: &str, files: &mut HashMap<String, FileState>) {
+        let path = format!("{prefix}{}", String::from_utf8_lossy(entry.name));
+        if entry.is_tree() {
+            remove_under(files, &format!("{path}/"));
+        } else {
+            files.remove(&path);
+        }
+    }
+
+    /// An entry new or changed in the new tree (`was`: its old version).
+    fn added(
+        &mut self,
+        was: Option<&RawEntry<'_>>,
+        entry: &RawEntry<'_>,
+        prefix: &str,
+        files: &mut HashMap<String, FileState>,
+    ) -> Result<(), String> {
+        let name = String::from_utf8_lossy(entry.name);
+        let path = format!("{prefix}{name}");
+        let was_tree = was.filter(|w| w.is_tree()).map(RawEntry::oid);
+        if entry.is_tree() {
+            if was.is_some() && was_tree.is_none() {
                 files.remove(&path);
             }
+            return self.diff(was_tree, Some(entry.oid()), &format!("{path}/"), files);
+        }
+        if was_tree.is_some() {
+            remove_under(files, &format!("{path}/"));
+        }
+        if !entry.is_file() || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+            files.remove(&path);
+            return Ok(());
+        }
+        let (_, bytes) = self.objects.read(entry.oid())?;
+        let setters = setters_in(&bytes, &path, self.policy, self.needle);
+        if setters.is_empty() {
+            files.remove(&path);
+        } else {
+            files.insert(path, FileState { setters });
         }
         Ok(())
     }
