@@ -1225,22 +1225,7 @@ impl Reconciler {
                 }
             }
         }
-        if let (Some(current), Some(pinned)) = (
-            inspected.as_ref(),
-            known_digest(inventory, &policy.id, &selection.tag),
-        ) {
-            if *current != pinned {
-                warn!(policy = %policy.id, tag = %selection.tag, pinned = %pinned, current = %current, "the tag now points to another digest than the files pin; not followed");
-                checks.moved = Some((selection.tag.clone(), pinned.clone(), current.clone()));
-                return Err(fail(
-                    "tag_moved",
-                    format!(
-                        "{}: {}:{} now points to {current}, not the {pinned} the files pin; crowsnest does not follow a moved tag (pin the new digest by hand if it is intended)",
-                        policy.declared_at, policy.image, selection.tag
-                    ),
-                ));
-            }
-        }
+        let resolved = inspected.clone();
         selection.digest = match (policy.digest_reflection, inspected) {
             (DigestReflection::Never, _) => None,
             (_, Some(digest)) => Some(digest),
@@ -1252,6 +1237,38 @@ impl Reconciler {
                     .map_err(registry_failure)?
             }
         };
+        // The digest the registry gives the tag now, when this pass asked.
+        let asked = match (&resolved, &selection.digest) {
+            (Some(digest), _) => Some(digest.clone()),
+            (None, Some(digest)) if policy.digest_reflection == DigestReflection::Always => {
+                Some(digest.clone())
+            }
+            _ => None,
+        };
+        if let (Some(current), Some(pinned)) = (
+            asked.as_ref(),
+            known_digest(inventory, &policy.id, &selection.tag),
+        ) {
+            if *current != pinned {
+                checks.moved = Some((selection.tag.clone(), pinned.clone(), current.clone()));
+                if keys.is_none() {
+                    // digestReflectionPolicy: Always follows a moved tag, as
+                    // in Flux, but never silently.
+                    warn!(policy = %policy.id, tag = %selection.tag, pinned = %pinned, current = %current, "the tag now points to another digest than the files pin; following it (digestReflectionPolicy: Always)");
+                } else {
+                    warn!(policy = %policy.id, tag = %selection.tag, pinned = %pinned, current = %current, "the tag now points to another digest than the files pin; not followed (verify)");
+                }
+            }
+            if *current != pinned && keys.is_some() {
+                return Err(fail(
+                    "tag_moved",
+                    format!(
+                        "{}: {}:{} now points to {current}, not the {pinned} the files pin; crowsnest does not follow a moved tag of a policy with verify (pin the new digest by hand if it is intended)",
+                        policy.declared_at, policy.image, selection.tag
+                    ),
+                ));
+            }
+        }
         info!(policy = %policy.id, image = %policy.image, tag = %selection.tag, digest = selection.digest.as_deref().unwrap_or(""), "selected");
         Ok(selection)
     }

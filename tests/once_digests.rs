@@ -91,14 +91,20 @@ fn digests_are_reflected_and_platforms_filter_tags() {
         "{message}"
     );
 
-    // The tag moves to a new index: Always follows it; a second pass without
-    // a move changes nothing.
+    // The tag moves to a new index: Always follows it, and says so; a
+    // second pass without a move changes nothing.
     let before = remote.commit_count("main");
     assert_eq!(once(&remote, &registry, dir.path()).status.code(), Some(0));
     assert_eq!(remote.commit_count("main"), before);
     let moved = registry.push_index("team/app", "1.1.0", &["linux/arm64", "linux/s390x"]);
     assert_ne!(moved.digest, multi.digest);
-    assert_eq!(once(&remote, &registry, dir.path()).status.code(), Some(0));
+    let followed = once(&remote, &registry, dir.path());
+    assert_eq!(followed.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&followed.stderr);
+    assert!(
+        log.contains("the tag now points to another digest than the files pin; following it"),
+        "a followed move is reported: {log}"
+    );
     let deploy = String::from_utf8(remote.file("main", "deploy.yaml").unwrap()).unwrap();
     assert!(
         deploy.contains(&format!("app:1.1.0@{} #", moved.digest)),
