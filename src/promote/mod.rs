@@ -553,7 +553,12 @@ pub enum Verdict {
 impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let short = |id: &Oid| id.to_string()[..12].to_owned();
-        let hours = |d: &Duration| humantime::format_duration(Duration::from_secs(d.as_secs()));
+        // Whole minutes past the first: "soaking 2h of 1day", not "2h 13s".
+        let hours = |d: &Duration| {
+            let secs = d.as_secs();
+            let shown = if secs < 60 { secs } else { secs / 60 * 60 };
+            humantime::format_duration(Duration::from_secs(shown))
+        };
         match self {
             Verdict::Picked => write!(f, "picked"),
             Verdict::Soaking { held, soak, until } => write!(
