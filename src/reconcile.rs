@@ -665,12 +665,7 @@ impl Reconciler {
                 verified.digest.clone(),
                 String::new(),
             ));
-            for file_edits in edits.values_mut() {
-                file_edits.retain(|(_, change, _)| change.policy != id);
-            }
-            edits.retain(|_, e| !e.is_empty());
-            report.changes.retain(|c| c.policy != id);
-            report.updates.retain(|u| u.policy != id);
+            leave_out(&id, edits, report);
             report.verified.remove(&id);
             report.failures.push(Failure {
                 policy: id,
@@ -1370,6 +1365,20 @@ fn verified_lines(report: &PassReport) -> Vec<String> {
         .collect()
 }
 
+/// Takes `policy`'s edits, changes and updates out of this pass.
+fn leave_out(
+    policy: &PolicyId,
+    edits: &mut BTreeMap<String, Vec<(Edit, Change, ImageUpdate)>>,
+    report: &mut PassReport,
+) {
+    for file_edits in edits.values_mut() {
+        file_edits.retain(|(_, change, _)| &change.policy != policy);
+    }
+    edits.retain(|_, e| !e.is_empty());
+    report.changes.retain(|c| &c.policy != policy);
+    report.updates.retain(|u| &u.policy != policy);
+}
+
 /// Leaves out the changes of every policy whose `window` is closed at
 /// `now`, and asks for a pass when the first of them opens.
 fn hold_for_windows(
@@ -1401,12 +1410,7 @@ fn hold_for_windows(
             let wake = SystemTime::from(opens);
             report.wake_at = Some(report.wake_at.map_or(wake, |w| w.min(wake)));
         }
-        for file_edits in edits.values_mut() {
-            file_edits.retain(|(_, change, _)| change.policy != id);
-        }
-        edits.retain(|_, e| !e.is_empty());
-        report.changes.retain(|c| c.policy != id);
-        report.updates.retain(|u| u.policy != id);
+        leave_out(&id, edits, report);
         report.waiting.push((id, when));
     }
 }

@@ -229,32 +229,16 @@ fn commit_info(objects: &mut Objects, id: Oid) -> Result<CommitInfo, String> {
     })
 }
 
-/// The entries of raw tree `id`: name, mode, id.
-fn entries(objects: &mut Objects, id: Oid) -> Result<Vec<(String, u32, Oid)>, String> {
-    let (kind, raw) = objects.read(id)?;
-    if kind != ObjectType::Tree {
-        return Err(format!("{id} is not a tree"));
-    }
-    Ok(RawEntries(&raw)
-        .map(|e| {
-            (
-                String::from_utf8_lossy(e.name).into_owned(),
-                e.mode,
-                e.oid(),
-            )
-        })
-        .collect())
-}
-
 /// The id of the folder `dir` (`""`: the root) in tree `root`.
 fn subtree(objects: &mut Objects, root: Oid, dir: &str) -> Result<Option<Oid>, String> {
     let mut at = root;
     for part in dir.split('/').filter(|p| !p.is_empty()) {
-        match entries(objects, at)?
-            .into_iter()
-            .find(|(name, mode, _)| name == part && *mode == 0o40000)
-        {
-            Some((_, _, id)) => at = id,
+        let (kind, raw) = objects.read(at)?;
+        if kind != ObjectType::Tree {
+            return Err(format!("{at} is not a tree"));
+        }
+        match RawEntries(&raw).find(|e| e.is_tree() && e.name == part.as_bytes()) {
+            Some(entry) => at = entry.oid(),
             None => return Ok(None),
         }
     }
