@@ -47,7 +47,10 @@ fn tags() -> (Vec<String>, String) {
     match std::env::var("CROWSNEST_BENCH_TAGS") {
         Ok(path) => {
             let text = std::fs::read_to_string(&path).expect("read CROWSNEST_BENCH_TAGS");
-            let list = parse_tag_list(&text);
+            let list: Vec<String> = parse_tag_list(&text)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
             assert!(
                 list.iter().enumerate().all(|(i, t)| *t == tag(i)) && list.len() == TAGS,
                 "{path} is not the list this bench builds; scripts/bench-policy and tag() must agree"
