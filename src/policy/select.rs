@@ -268,6 +268,16 @@ struct Classified<'a> {
     value: Option<Cow<'a, str>>,
 }
 
+impl Classified<'_> {
+    /// What an eligible tag ranks by.
+    fn key(&self) -> Option<&Key<'_>> {
+        match &self.status {
+            Status::Eligible(key) => Some(key),
+            _ => None,
+        }
+    }
+}
+
 /// Every tag classified, and the pick.
 struct Classification<'a> {
     tags: Vec<Classified<'a>>,
@@ -586,16 +596,7 @@ impl<'p> Selector<'p> {
         for (i, tag) in tags.iter().enumerate() {
             let tag = tag.as_ref();
             let entry = self.classify_one(tag, extracts, &mut scratch);
-            let best_key = match &best {
-                Some((
-                    _,
-                    Classified {
-                        status: Status::Eligible(key),
-                        ..
-                    },
-                )) => Some(key),
-                _ => None,
-            };
+            let best_key = best.as_ref().and_then(|(_, b)| b.key());
             match (&entry.status, best_key) {
                 (Status::Eligible(key), best_key) => {
                     eligible += 1;
@@ -640,7 +641,7 @@ impl<'p> Selector<'p> {
         let pick_value = pick.value.as_deref().unwrap_or(tags[selected].as_ref());
         let mut above = Vec::new();
         let mut above_total = 0;
-        if let Status::Eligible(pick_key) = &pick.status {
+        if let Some(pick_key) = pick.key() {
             for &i in &maybe_above {
                 let tag = tags[i].as_ref();
                 let entry = self.classify_one(tag, extracts, &mut scratch);
