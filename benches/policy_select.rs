@@ -1,9 +1,11 @@
 //! Tag selection over 100,000 tags, in process (issue 3's measurement).
 //!
 //! `scripts/bench-policy` runs this next to the whole-process comparison with
-//! the Masterminds oracle and passes the same tag file in
-//! `CROWSNEST_BENCH_TAGS`; without it the bench builds the same list itself
-//! (see `tag`), so `cargo bench --bench policy_select` works alone.
+//! the Masterminds oracle and passes the same tag files in
+//! `CROWSNEST_BENCH_TAGS` (issue 3's list) and `CROWSNEST_BENCH_MIXED_TAGS`
+//! (issue 16's mixed list); without them the bench builds the same lists
+//! itself (see `tag` and `mixed_tag`), so `cargo bench --bench policy_select`
+//! works alone.
 
 use std::hint::black_box;
 
@@ -43,23 +45,67 @@ fn tag(i: usize) -> String {
     t
 }
 
-fn tags() -> (Vec<String>, String) {
-    match std::env::var("CROWSNEST_BENCH_TAGS") {
+/// Tag `i` of the mixed list (issue 16); scripts/bench-policy writes the
+/// same list with awk and says what the shares are. Per 20 tags: 4 `M.m.p`,
+/// 3 `vM.m.p`, 3 prereleases, 3 two-part, 2 four-part, a word, a branch
+/// build, a signature and 2 dates.
+fn mixed_tag(i: usize) -> String {
+    const WORDS: [&str; 5] = ["latest", "stable", "main", "edge", "nightly"];
+    let (k, j) = (i % 20, i / 20);
+    let (major, minor, patch) = (j % 10, (j / 10) % 100, k + 20 * (j / 1000));
+    let date = (2020 + j % 6, 1 + j % 12, 1 + j % 28);
+    match k {
+        0..=3 => format!("{major}.{minor}.{patch}"),
+        4..=6 => format!("v{major}.{minor}.{patch}"),
+        7..=9 => {
+            let v = if k == 9 { "v" } else { "" };
+            let pre = if k == 7 { "rc" } else { "beta" };
+            let build = if j % 3 == 0 {
+                format!("+build.{}", j % 5)
+            } else {
+                String::new()
+            };
+            format!("{v}{major}.{minor}.{patch}-{pre}.{}{build}", j % 7)
+        }
+        10..=12 => format!("{}{major}.{minor}", if k == 12 { "v" } else { "" }),
+        13..=14 => format!("{major}.{minor}.{patch}.{}", j % 100),
+        15 => WORDS[j % 5].to_owned(),
+        16 => format!("main-{:07x}", (j * 7919) % 268_435_456),
+        17 => format!(
+            "sha256-{}.sig",
+            format!("{:08x}", (j * 2_654_435_761) % 4_294_967_296).repeat(8)
+        ),
+        18 => format!("{:04}-{:02}-{:02}", date.0, date.1, date.2),
+        _ => format!("{:04}{:02}{:02}-{j}", date.0, date.1, date.2),
+    }
+}
+
+/// The list `make` builds, read from the file in `var` when it is set (and
+/// checked to be that list), and the list as file text.
+fn tags_of(var: &str, make: fn(usize) -> String) -> (Vec<String>, String) {
+    match std::env::var(var) {
         Ok(path) => {
-            let text = std::fs::read_to_string(&path).expect("read CROWSNEST_BENCH_TAGS");
-            let list = parse_tag_list(&text);
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {var}: {e}"));
+            let list: Vec<String> = parse_tag_list(&text)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
             assert!(
-                list.iter().enumerate().all(|(i, t)| *t == tag(i)) && list.len() == TAGS,
-                "{path} is not the list this bench builds; scripts/bench-policy and tag() must agree"
+                list.iter().enumerate().all(|(i, t)| *t == make(i)) && list.len() == TAGS,
+                "{path} is not the list this bench builds; scripts/bench-policy and the bench must agree"
             );
             (list, text)
         }
         Err(_) => {
-            let list: Vec<String> = (0..TAGS).map(tag).collect();
+            let list: Vec<String> = (0..TAGS).map(make).collect();
             let text = list.join("\n") + "\n";
             (list, text)
         }
     }
+}
+
+fn tags() -> (Vec<String>, String) {
+    tags_of("CROWSNEST_BENCH_TAGS", tag)
 }
 
 fn selection(c: &mut Criterion) {
@@ -108,6 +154,26 @@ fn selection(c: &mut Criterion) {
     group.bench_function("explain_all", |b| {
         let s = selector(&semver, None);
         b.iter(|| black_box(s.explain(black_box(&tags))))
+    });
+    group.finish();
+
+    // Issue 16's list: half of it rejected before any version is built.
+    let (mixed, mixed_text) = tags_of("CROWSNEST_BENCH_MIXED_TAGS", mixed_tag);
+    let mut group = c.benchmark_group("select_100k_mixed");
+    group.throughput(Throughput::Elements(mixed.len() as u64));
+    group.bench_function("semver", |b| {
+        let s = selector(&semver, None);
+        b.iter(|| black_box(s.select(black_box(&mixed))))
+    });
+    group.finish();
+    let mut group = c.benchmark_group("tags_command_100k_mixed");
+    group.throughput(Throughput::Elements(mixed.len() as u64));
+    group.bench_function("parse_list_and_summarize", |b| {
+        let s = selector(&semver, None);
+        b.iter(|| {
+            let list = parse_tag_list(black_box(&mixed_text));
+            black_box(s.summarize(&list, 10))
+        })
     });
     group.finish();
 }

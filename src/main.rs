@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use crowsnest::cli::{self, Cli, Exit};
+use crowsnest::cli::{self, Cli, Command, Exit};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging() {
@@ -34,10 +34,14 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `tags` reads one list or asks one registry, then exits: one thread
+    // does that, and the worker threads the other commands want are most of
+    // its startup beyond loading the binary.
+    let mut builder = match cli.command {
+        Command::Tags(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -162,10 +162,19 @@ proptest! {
     }
 
     #[test]
-    fn semver_pick_is_the_first_highest_match(range in range_text(), tags in prop::collection::vec(tag(), 0..40)) {
+    fn semver_pick_is_the_first_highest_match(
+        range in range_text(),
+        tags in prop::collection::vec(tag(), 0..40),
+        exclude_versions in any::<bool>(),
+    ) {
         let Ok(parsed) = Range::parse(&range) else { return Ok(()) };
         let rule = Rule::Semver(parsed.clone());
-        let exclusions = Exclusions::default();
+        // Exclusions that hit versions too, so excluded tags rank above picks.
+        let exclusions = if exclude_versions {
+            Exclusions::new(&["^v", r"^.*\.sig$", "-rc"]).unwrap()
+        } else {
+            Exclusions::default()
+        };
         let selector = Selector { rule: &rule, filter: None, exclusions: &exclusions };
         let picked = selector.select(&tags);
         let decision = selector.explain(&tags);
@@ -177,10 +186,21 @@ proptest! {
             prop_assert_eq!(*n, decision.count(*verdict), "{:?}", verdict);
         }
         prop_assert_eq!(summary.above.len(), summary.above_total);
-        for c in &summary.above {
-            prop_assert!(!matches!(c.verdict, Verdict::Selected | Verdict::LowerThanPick | Verdict::TiedWithPick));
-            prop_assert!(decision.candidates.contains(c));
-        }
+        // The summary's two passes list exactly the rejected tags that the
+        // policy ranks above the pick, in listing order, as explain words them.
+        let expected: Vec<_> = match picked {
+            None => Vec::new(),
+            Some(p) => decision
+                .candidates
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| matches!(c.verdict, Verdict::OutsideRange | Verdict::PrereleaseNotAllowed | Verdict::Excluded))
+                .filter(|(i, _)| selector.ranks_below(&tags[p], &tags[*i]))
+                .map(|(_, c)| c.clone())
+                .collect(),
+        };
+        prop_assert_eq!(&summary.above, &expected);
+        prop_assert_eq!(summary.pick.as_ref(), picked.map(|p| &decision.candidates[p]));
         let eligible: Vec<(usize, _)> = tags
             .iter()
             .enumerate()

@@ -185,7 +185,7 @@ pub async fn run(args: ExplainArgs) -> Exit {
                 return Exit::Failed;
             }
         };
-        let decision = policy.selector().explain(&tags);
+        let decision = policy.selector().explain(&tags.tags());
         if args.json {
             let mut json = serde_json::to_string_pretty(&decision).expect("a decision serializes");
             json.push('\n');

@@ -102,12 +102,24 @@ impl TagSource {
     }
 }
 
+/// The lines of `text`, split where `str::lines` splits them (a trailing
+/// `\r` stays on its line; callers trim), found with `memchr`: a tag list
+/// can hold 100,000 lines.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+    let mut start = 0;
+    ends.map(move |end| {
+        let line = &text[start..end];
+        start = end + 1;
+        line
+    })
+}
+
 /// One tag per line; surrounding whitespace and empty lines are dropped.
-pub fn parse_tag_list(text: &str) -> Vec<String> {
-    text.lines()
+pub fn parse_tag_list(text: &str) -> Vec<&str> {
+    lines(text)
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(str::to_owned)
         .collect()
 }
 
@@ -118,16 +130,16 @@ pub fn parse_tag_list(text: &str) -> Vec<String> {
 /// nor write to the terminal. The rest of the OCI grammar is not enforced
 /// here: lists of semver strings with `+build` metadata are a fair test of
 /// a policy even though registries spell `+` as `_`.
-fn valid_tags(path: &str, text: &str) -> Vec<String> {
+fn valid_tags<'t>(path: &str, text: &'t str) -> Vec<&'t str> {
     let mut tags = Vec::new();
     let mut refused = 0usize;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).enumerate() {
         let tag = line.trim();
         if tag.is_empty() {
             continue;
         }
         if tag.len() <= 128 && tag.bytes().all(|b| b.is_ascii_graphic()) {
-            tags.push(tag.to_owned());
+            tags.push(tag);
             continue;
         }
         refused += 1;
@@ -149,8 +161,28 @@ fn valid_tags(path: &str, text: &str) -> Vec<String> {
     tags
 }
 
-/// The tags of `source`, in the order listed (ties go to the first).
-pub async fn list_tags(source: &TagSource) -> Result<Vec<String>, TagsError> {
+/// What [`list_tags`] read: the text of a tag list, split and checked by
+/// [`TagList::tags`] without copying a tag, or a registry's tags.
+#[derive(Debug)]
+pub enum TagList {
+    Text { path: String, text: String },
+    Registry(Vec<String>),
+}
+
+impl TagList {
+    /// The tags in the order listed (ties go to the first). For a tag list,
+    /// the lines that are not tags are reported on stderr (see
+    /// [`valid_tags`]); call this once.
+    pub fn tags(&self) -> Vec<&str> {
+        match self {
+            TagList::Text { path, text } => valid_tags(path, text),
+            TagList::Registry(tags) => tags.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// The tags of `source`.
+pub async fn list_tags(source: &TagSource) -> Result<TagList, TagsError> {
     match source {
         TagSource::File(path) => {
             let text =
@@ -160,7 +192,10 @@ pub async fn list_tags(source: &TagSource) -> Result<Vec<String>, TagsError> {
                         path: path.display().to_string(),
                         source,
                     })?;
-            Ok(valid_tags(&path.display().to_string(), &text))
+            Ok(TagList::Text {
+                path: path.display().to_string(),
+                text,
+            })
         }
         TagSource::Stdin => {
             let read = tokio::task::spawn_blocking(|| {
@@ -173,7 +208,10 @@ pub async fn list_tags(source: &TagSource) -> Result<Vec<String>, TagsError> {
                 path: "-".into(),
                 source,
             })?;
-            Ok(valid_tags("-", &text))
+            Ok(TagList::Text {
+                path: "-".into(),
+                text,
+            })
         }
         TagSource::Registry { image, config } => {
             let registries = match config {
@@ -181,7 +219,7 @@ pub async fn list_tags(source: &TagSource) -> Result<Vec<String>, TagsError> {
                 None => crate::config::RegistriesConfig::default(),
             };
             let registry = crate::registry::Registry::new(&registries)?;
-            Ok(registry.list_tags(image).await?)
+            Ok(TagList::Registry(registry.list_tags(image).await?))
         }
     }
 }
@@ -353,7 +391,8 @@ pub async fn run(args: TagsArgs) -> Exit {
 async fn execute(args: &TagsArgs) -> Result<(String, Exit), TagsError> {
     let chosen = choose(args).await?;
     let source = TagSource::from_args(args)?;
-    let tags = list_tags(&source).await?;
+    let listed = list_tags(&source).await?;
+    let tags = listed.tags();
     let selector = chosen.selector();
     let exit = |picked: bool| if picked { Exit::Ok } else { Exit::Failed };
     if !args.json && !args.all {
@@ -513,16 +552,44 @@ pub(crate) fn render_all(decision: &Decision, label: &str) -> String {
 mod tests {
     use super::*;
 
-    fn tags(list: &[&str]) -> Vec<String> {
-        list.iter().map(|t| t.to_string()).collect()
-    }
-
     #[test]
     fn tag_lists_drop_blank_lines_and_whitespace() {
         assert_eq!(
             parse_tag_list("1.0.0\r\n\n  v1.2.0 \n\t\n"),
             ["1.0.0", "v1.2.0"]
         );
+    }
+
+    #[test]
+    fn lines_split_where_str_lines_does() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\nb",
+            "a\r\nb\r\n",
+            "a\rb\n",
+            "\n\na\n\n",
+            "é\n\u{2028}x\r",
+            "1.0.0\r\n\n  v1.2.0 \n\t\n",
+        ] {
+            // `str::lines` drops the empty line after a final `\n` and
+            // strips `\r` before it; callers trim, so compare trimmed lines
+            // and allow that one extra empty line.
+            let ours: Vec<&str> = lines(text).map(str::trim).collect();
+            let std: Vec<&str> = text.lines().map(str::trim).collect();
+            let extra = usize::from(text.ends_with('\n') || text.is_empty());
+            assert_eq!(ours.len(), std.len() + extra, "{text:?}");
+            assert_eq!(ours[..std.len()], std[..], "{text:?}");
+            assert!(ours[std.len()..].iter().all(|l| l.is_empty()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_lines_are_left_out_and_numbered_as_listed() {
+        let text = "1.0.0\n\n  1.1.0\r\nbad\u{1b}tag\n1.2.0";
+        assert_eq!(valid_tags("list", text), ["1.0.0", "1.1.0", "1.2.0"]);
     }
 
     #[test]
@@ -551,7 +618,7 @@ mod tests {
             filter: None,
             exclusions: &exclusions,
         };
-        let list = tags(&[
+        let list = [
             "6.1.0",
             "6.2.0",
             "7.0.0",
@@ -559,7 +626,7 @@ mod tests {
             "latest",
             "5.0.0",
             "6.0.0",
-        ]);
+        ];
         let summary = selector.summarize(&list, SHOWN);
         let text = render_summary(&summary, list.len(), "--semver \">=6.0.0 <7.0.0\"");
         assert_eq!(

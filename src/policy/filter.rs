@@ -308,6 +308,11 @@ impl Test {
     }
 
     fn suffix_matches(literal: &str, dotall: bool, tag: &str) -> bool {
+        // Most tags end in a digit, not in the literal's last byte: that
+        // one comparison rejects them without a call to memcmp.
+        if literal.as_bytes().last() != tag.as_bytes().last() && !literal.is_empty() {
+            return false;
+        }
         tag.strip_suffix(literal)
             .is_some_and(|head| dotall || !head.contains('\n'))
     }

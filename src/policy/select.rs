@@ -268,6 +268,16 @@ struct Classified<'a> {
     value: Option<Cow<'a, str>>,
 }
 
+impl Classified<'_> {
+    /// What an eligible tag ranks by.
+    fn key(&self) -> Option<&Key<'_>> {
+        match &self.status {
+            Status::Eligible(key) => Some(key),
+            _ => None,
+        }
+    }
+}
+
 /// Every tag classified, and the pick.
 struct Classification<'a> {
     tags: Vec<Classified<'a>>,
@@ -322,19 +332,19 @@ impl<'p> Selector<'p> {
     }
 
     /// Index of the tag the policy picks. Ties go to the first listed.
-    pub fn select(&self, tags: &[String]) -> Option<usize> {
+    pub fn select<S: AsRef<str>>(&self, tags: &[S]) -> Option<usize> {
         self.pick(tags).index
     }
 
     /// [`Selector::select`] plus the count of tags skipped as not numeric.
-    pub fn pick(&self, tags: &[String]) -> Pick {
+    pub fn pick<S: AsRef<str>>(&self, tags: &[S]) -> Pick {
         let mut scratch = Scratch::new(self.filter);
         let mut pick = Pick::default();
         match self.rule {
             Rule::Semver(range) => {
                 let mut best: Option<::semver::Version> = None;
                 for (i, tag) in tags.iter().enumerate() {
-                    let Some(value) = self.admit(tag, &mut scratch) else {
+                    let Some(value) = self.admit(tag.as_ref(), &mut scratch) else {
                         continue;
                     };
                     let Ok(version) = semver::parse_tag(value) else {
@@ -353,7 +363,7 @@ impl<'p> Selector<'p> {
             Rule::Alphabetical(order) => {
                 let mut best = String::new();
                 for (i, tag) in tags.iter().enumerate() {
-                    let Some(value) = self.admit(tag, &mut scratch) else {
+                    let Some(value) = self.admit(tag.as_ref(), &mut scratch) else {
                         continue;
                     };
                     if pick.index.is_none()
@@ -368,7 +378,7 @@ impl<'p> Selector<'p> {
             Rule::Numerical(order) => {
                 let mut best = 0.0;
                 for (i, tag) in tags.iter().enumerate() {
-                    let Some(value) = self.admit(tag, &mut scratch) else {
+                    let Some(value) = self.admit(tag.as_ref(), &mut scratch) else {
                         continue;
                     };
                     let Some(n) = number(value) else {
@@ -422,35 +432,48 @@ impl<'p> Selector<'p> {
         }
     }
 
+    /// One tag's status, and with `extract` the value it ranks by.
+    fn classify_one<'a>(
+        &self,
+        tag: &'a str,
+        extracts: bool,
+        scratch: &mut Scratch,
+    ) -> Classified<'a>
+    where
+        'p: 'a,
+    {
+        let value: Option<Cow<'a, str>> = match self.filter {
+            None => Some(Cow::Borrowed(tag)),
+            Some(filter) if !extracts => filter.matches(tag).then_some(Cow::Borrowed(tag)),
+            Some(filter) => filter.apply(tag, scratch).map(|v| Cow::Owned(v.to_owned())),
+        };
+        let status = if let Some(pattern) = self.exclusions.matching(tag) {
+            Status::Excluded(pattern)
+        } else {
+            match &value {
+                None => Status::FilteredOut,
+                Some(v) => self.status_of(v.clone()),
+            }
+        };
+        Classified {
+            status,
+            value: if extracts { value } else { None },
+        }
+    }
+
     /// Every tag's status without building any sentence, and the pick
     /// (the same one [`Selector::select`] makes).
-    fn classify<'a>(&self, tags: &'a [String]) -> Classification<'a>
+    fn classify<'a, S: AsRef<str>>(&self, tags: &'a [S]) -> Classification<'a>
     where
         'p: 'a,
     {
         let extracts = self.filter.is_some_and(|f| f.extract().is_some());
         let mut scratch = Scratch::new(self.filter);
-        let mut classified = Vec::with_capacity(tags.len());
+        let mut classified: Vec<Classified<'a>> = Vec::with_capacity(tags.len());
         let mut selected: Option<usize> = None;
         for (i, tag) in tags.iter().enumerate() {
-            let value: Option<Cow<'a, str>> = match self.filter {
-                None => Some(Cow::Borrowed(tag.as_str())),
-                Some(filter) if !extracts => {
-                    filter.matches(tag).then_some(Cow::Borrowed(tag.as_str()))
-                }
-                Some(filter) => filter
-                    .apply(tag, &mut scratch)
-                    .map(|v| Cow::Owned(v.to_owned())),
-            };
-            let status = if let Some(pattern) = self.exclusions.matching(tag) {
-                Status::Excluded(pattern)
-            } else {
-                match &value {
-                    None => Status::FilteredOut,
-                    Some(v) => self.status_of(v.clone()),
-                }
-            };
-            if let Status::Eligible(key) = &status {
+            let entry = self.classify_one(tag.as_ref(), extracts, &mut scratch);
+            if let Status::Eligible(key) = &entry.status {
                 let better = match selected.map(|s| &classified[s]) {
                     Some(Classified {
                         status: Status::Eligible(best),
@@ -462,10 +485,7 @@ impl<'p> Selector<'p> {
                     selected = Some(i);
                 }
             }
-            classified.push(Classified {
-                status,
-                value: if extracts { value } else { None },
-            });
+            classified.push(entry);
         }
         Classification {
             tags: classified,
@@ -474,13 +494,27 @@ impl<'p> Selector<'p> {
     }
 
     /// The candidate for tag `i` of a classification: verdict and detail.
-    fn candidate(&self, tags: &[String], c: &Classification<'_>, i: usize) -> Candidate {
-        let entry = &c.tags[i];
-        let value = entry.value.as_deref().unwrap_or(&tags[i]);
+    fn candidate<S: AsRef<str>>(&self, tags: &[S], c: &Classification<'_>, i: usize) -> Candidate {
         let verdict = c.verdict(i, |a, b| self.rank(a, b));
-        let pick = c
-            .selected
-            .map(|s| c.tags[s].value.as_deref().unwrap_or(&tags[s]));
+        let pick = c.selected.map(|s| {
+            c.tags[s]
+                .value
+                .as_deref()
+                .unwrap_or_else(|| tags[s].as_ref())
+        });
+        self.candidate_of(tags[i].as_ref(), &c.tags[i], verdict, pick)
+    }
+
+    /// The candidate for `tag`, classified as `entry`, given its verdict
+    /// and the value of the pick.
+    fn candidate_of(
+        &self,
+        tag: &str,
+        entry: &Classified<'_>,
+        verdict: Verdict,
+        pick: Option<&str>,
+    ) -> Candidate {
+        let value = entry.value.as_deref().unwrap_or(tag);
         let range = match self.rule {
             Rule::Semver(range) => range.as_str(),
             _ => "",
@@ -507,7 +541,7 @@ impl<'p> Selector<'p> {
             (Status::Eligible(_), _) => self.lower_detail(value, pick.unwrap_or_default()),
         };
         Candidate {
-            tag: tags[i].clone(),
+            tag: tag.to_owned(),
             value: entry.value.as_ref().map(|v| v.to_string()),
             verdict,
             detail,
@@ -515,55 +549,119 @@ impl<'p> Selector<'p> {
     }
 
     /// Every tag with its verdict. Picks exactly what [`Selector::select`] picks.
-    pub fn explain(&self, tags: &[String]) -> Decision {
+    pub fn explain<S: AsRef<str>>(&self, tags: &[S]) -> Decision {
         let c = self.classify(tags);
         let candidates = (0..tags.len())
             .map(|i| self.candidate(tags, &c, i))
             .collect();
         Decision {
-            selected: c.selected.map(|s| tags[s].clone()),
+            selected: c.selected.map(|s| tags[s].as_ref().to_owned()),
             candidates,
+        }
+    }
+
+    /// Does a tag rejected as `status` rank above `pick` in the policy's
+    /// order (the tags a summary lists: "why wasn't my tag picked?")?
+    fn rejected_above(&self, tag: &str, status: &Status<'_>, pick: &Key<'_>) -> bool {
+        match (status, pick) {
+            (Status::OutsideRange(v) | Status::PrereleaseNotAllowed(v), Key::Version(p)) => {
+                semver::compare(v, p) == Ordering::Greater
+            }
+            (Status::Excluded(_), _) => self
+                .order_key(tag)
+                .is_some_and(|k| self.rank(&k, pick) == Ordering::Greater),
+            _ => false,
         }
     }
 
     /// Counts per verdict, the pick, and up to `shown` tags that rank above
     /// the pick but lost (the usual "why wasn't my tag picked?"), with
-    /// details. Builds sentences only for what it returns.
-    pub fn summarize(&self, tags: &[String], shown: usize) -> Summary {
-        let c = self.classify(tags);
-        let rank = |a: &Key<'_>, b: &Key<'_>| self.rank(a, b);
+    /// details. Builds sentences only for what it returns, and keeps no
+    /// per-tag state: one pass counts and picks (keeping the indices of
+    /// rejected tags that rank above the best so far, the only ones that
+    /// can rank above the pick), a second classifies those again against
+    /// the pick.
+    pub fn summarize<S: AsRef<str>>(&self, tags: &[S], shown: usize) -> Summary {
+        let extracts = self.filter.is_some_and(|f| f.extract().is_some());
+        let mut scratch = Scratch::new(self.filter);
         let mut counts: Vec<(Verdict, usize)> = Verdict::ALL.iter().map(|v| (*v, 0)).collect();
-        for i in 0..tags.len() {
-            let verdict = c.verdict(i, rank);
+        let add = |counts: &mut Vec<(Verdict, usize)>, verdict: Verdict, n: usize| {
             if let Some(slot) = counts.iter_mut().find(|(v, _)| *v == verdict) {
-                slot.1 += 1;
+                slot.1 += n;
+            }
+        };
+        let mut best: Option<(usize, Classified<'_>)> = None;
+        let (mut eligible, mut tied) = (0usize, 0usize);
+        let mut maybe_above: Vec<usize> = Vec::new();
+        for (i, tag) in tags.iter().enumerate() {
+            let tag = tag.as_ref();
+            let entry = self.classify_one(tag, extracts, &mut scratch);
+            let best_key = best.as_ref().and_then(|(_, b)| b.key());
+            match (&entry.status, best_key) {
+                (Status::Eligible(key), best_key) => {
+                    eligible += 1;
+                    match best_key.map(|b| self.rank(key, b)) {
+                        None | Some(Ordering::Greater) => {
+                            best = Some((i, entry));
+                            tied = 0;
+                        }
+                        Some(Ordering::Equal) => tied += 1,
+                        Some(Ordering::Less) => {}
+                    }
+                }
+                (status, best_key) => {
+                    add(&mut counts, status.verdict(), 1);
+                    let may_rank_above = match best_key {
+                        Some(best) => self.rejected_above(tag, status, best),
+                        None => matches!(
+                            status,
+                            Status::OutsideRange(_)
+                                | Status::PrereleaseNotAllowed(_)
+                                | Status::Excluded(_)
+                        ),
+                    };
+                    if may_rank_above {
+                        maybe_above.push(i);
+                    }
+                }
             }
         }
+        let Some((selected, pick)) = best else {
+            return Summary {
+                selected: None,
+                pick: None,
+                counts,
+                above: Vec::new(),
+                above_total: 0,
+            };
+        };
+        add(&mut counts, Verdict::Selected, 1);
+        add(&mut counts, Verdict::TiedWithPick, tied);
+        add(&mut counts, Verdict::LowerThanPick, eligible - 1 - tied);
+        let pick_value = pick.value.as_deref().unwrap_or(tags[selected].as_ref());
         let mut above = Vec::new();
         let mut above_total = 0;
-        if let Some(Status::Eligible(pick)) = c.selected.map(|s| &c.tags[s].status) {
-            for (i, entry) in c.tags.iter().enumerate() {
-                let higher = match (&entry.status, pick) {
-                    (
-                        Status::OutsideRange(v) | Status::PrereleaseNotAllowed(v),
-                        Key::Version(p),
-                    ) => semver::compare(v, p) == Ordering::Greater,
-                    (Status::Excluded(_), _) => self
-                        .order_key(&tags[i])
-                        .is_some_and(|k| self.rank(&k, pick) == Ordering::Greater),
-                    _ => false,
-                };
-                if higher {
+        if let Some(pick_key) = pick.key() {
+            for &i in &maybe_above {
+                let tag = tags[i].as_ref();
+                let entry = self.classify_one(tag, extracts, &mut scratch);
+                if self.rejected_above(tag, &entry.status, pick_key) {
                     above_total += 1;
                     if above.len() < shown {
-                        above.push(self.candidate(tags, &c, i));
+                        let verdict = entry.status.verdict();
+                        above.push(self.candidate_of(tag, &entry, verdict, Some(pick_value)));
                     }
                 }
             }
         }
         Summary {
-            selected: c.selected,
-            pick: c.selected.map(|s| self.candidate(tags, &c, s)),
+            selected: Some(selected),
+            pick: Some(self.candidate_of(
+                tags[selected].as_ref(),
+                &pick,
+                Verdict::Selected,
+                Some(pick_value),
+            )),
             counts,
             above,
             above_total,
