@@ -37,7 +37,6 @@ pub mod scheduler;
 pub mod status;
 #[cfg(feature = "runtime")]
 pub mod tagcache;
-#[cfg(feature = "runtime")]
 pub mod verify;
 pub mod webhooks;
 pub mod yaml;

@@ -449,9 +449,9 @@ impl Reconciler {
                 self.registry.allow_plain_http(&policy.image.registry);
             }
             report.watched = watched(&inventory, options.shard);
-            let keys = self.load_keys(&inventory, &base, &mut report).await;
+            let trust = self.load_trust(&inventory, &base, &mut report).await;
             let mut selections = self
-                .select(&inventory, options.shard, tags, &keys, &mut report)
+                .select(&inventory, options.shard, tags, &trust, &mut report)
                 .await;
             selections.extend(
                 self.promotions(&mut inventory, &base, options.shard, &mut report)
@@ -675,14 +675,15 @@ impl Reconciler {
         }
     }
 
-    /// The public keys of every used policy with `verify`, read from the
-    /// fetched tree. A policy whose keys cannot be read is not decided.
-    async fn load_keys(
+    /// The trust of every used policy with `verify`: its public keys, read
+    /// from the fetched tree, and its keyless identities with the daemon's
+    /// trusted root. A policy whose trust cannot be read is not decided.
+    async fn load_trust(
         &self,
         inventory: &Inventory,
         base: &Base,
         report: &mut PassReport,
-    ) -> BTreeMap<PolicyId, Vec<verify::PublicKey>> {
+    ) -> BTreeMap<PolicyId, verify::Trust> {
         let wanted: Vec<(PolicyId, Vec<(String, Located)>)> = inventory
             .used_policies()
             .into_iter()
@@ -725,28 +726,59 @@ impl Reconciler {
                 Ok(out)
             })
             .await;
-        let mut keys = BTreeMap::new();
-        match read {
-            Ok(list) => {
-                for (id, result) in list {
-                    match result {
-                        Ok(k) => {
-                            keys.insert(id, k);
-                        }
-                        Err(message) => {
-                            warn!(policy = %id, error = %message, "policy not decided: its keys cannot be read");
-                            report.failures.push(Failure {
-                                policy: id,
-                                kind: "verify_keys",
-                                message,
-                            });
-                        }
-                    }
+        let list = match read {
+            Ok(list) => list,
+            Err(e) => {
+                warn!(error = %e, "cannot read the verify keys");
+                return BTreeMap::new();
+            }
+        };
+        let needs_root = inventory
+            .used_policies()
+            .iter()
+            .any(|p| p.verify.as_ref().is_some_and(|v| !v.keyless.is_empty()));
+        let root = match (needs_root, &self.config.trusted_root) {
+            (false, _) => Ok(None),
+            (true, None) => Err("verify.keyless needs sigstore.trustedRoot in the daemon config (the Fulcio CAs and Rekor keys to check against)".to_owned()),
+            (true, Some(path)) => verify::TrustedRoot::load(path).map(|root| Some(Arc::new(root))),
+        };
+        let mut trust = BTreeMap::new();
+        for (id, keys) in list {
+            let Some(policy) = inventory.policies.get(&id) else {
+                continue;
+            };
+            let keyless = policy
+                .verify
+                .as_ref()
+                .map(|v| v.keyless.as_slice())
+                .unwrap_or_default();
+            let built = keys.and_then(|keys| {
+                let root = match (&root, keyless.is_empty()) {
+                    (_, true) => None,
+                    (Ok(root), false) => root.clone(),
+                    (Err(e), false) => return Err(format!("{}: {e}", policy.declared_at)),
+                };
+                Ok(verify::Trust::new(
+                    keys,
+                    verify::Identity::compile(keyless),
+                    root,
+                ))
+            });
+            match built {
+                Ok(t) => {
+                    trust.insert(id, t);
+                }
+                Err(message) => {
+                    warn!(policy = %id, error = %message, "policy not decided: its verify trust cannot be read");
+                    report.failures.push(Failure {
+                        policy: id,
+                        kind: "verify_keys",
+                        message,
+                    });
                 }
             }
-            Err(e) => warn!(error = %e, "cannot read the verify keys"),
         }
-        keys
+        trust
     }
 
     /// Decides every promotion policy of the shard from its source's
@@ -949,12 +981,12 @@ impl Reconciler {
         inventory: &Inventory,
         shard: Option<Shard>,
         tags: Tags<'_>,
-        keys: &BTreeMap<PolicyId, Vec<verify::PublicKey>>,
+        trust: &BTreeMap<PolicyId, verify::Trust>,
         report: &mut PassReport,
     ) -> BTreeMap<PolicyId, Selection> {
         let mut by_image: BTreeMap<String, Vec<&Policy>> = BTreeMap::new();
         for policy in inventory.used_policies() {
-            let keys_missing = policy.verify.is_some() && !keys.contains_key(&policy.id);
+            let keys_missing = policy.verify.is_some() && !trust.contains_key(&policy.id);
             if policy.promote.is_none() && !keys_missing && shard.is_none_or(|s| s.owns(&policy.id))
             {
                 by_image
@@ -974,14 +1006,14 @@ impl Reconciler {
                 for policy in policies {
                     let mut not_numeric = None;
                     let mut checks = Checks::default();
-                    let keys = keys.get(&policy.id).map(Vec::as_slice);
+                    let trust = trust.get(&policy.id);
                     let decision = match &result {
                         Ok(list) => {
                             self.decide(
                                 policy,
                                 list,
                                 inventory,
-                                keys,
+                                trust,
                                 &mut not_numeric,
                                 &mut checks,
                             )
@@ -1085,7 +1117,7 @@ impl Reconciler {
         policy: &Policy,
         tags: &[String],
         inventory: &Inventory,
-        keys: Option<&[verify::PublicKey]>,
+        trust: Option<&verify::Trust>,
         not_numeric: &mut Option<usize>,
         checks: &mut Checks,
     ) -> Result<Selection, Failure> {
@@ -1124,7 +1156,7 @@ impl Reconciler {
         };
         // The digest a platform check already resolved, reused below.
         let mut inspected = None;
-        if policy.platform.is_some() || keys.is_some() {
+        if policy.platform.is_some() || trust.is_some() {
             let platform = policy.platform.as_ref();
             let mut remaining: Vec<String> = tags.to_vec();
             let mut index = first;
@@ -1132,7 +1164,8 @@ impl Reconciler {
             // With `verify` alone, a tag's digest is looked up again only
             // when the image's tag list changed (the check just before a
             // commit looks again anyway): a steady pass asks nothing.
-            let list = (keys.is_some() && platform.is_none()).then(|| list_hash(tags));
+            let listing = trust.map(|_| verify::Listing::new(tags));
+            let list = listing.filter(|_| platform.is_none()).map(|l| l.hash);
             loop {
                 let tag = &remaining[index];
                 let known = list.and_then(|l| self.verdicts.known_digest(&policy.image, tag, l));
@@ -1156,15 +1189,15 @@ impl Reconciler {
                         info
                     }
                 };
-                let signed = match (keys, info.provides_platform) {
-                    (Some(keys), true) => {
+                let signed = match (trust.zip(listing), info.provides_platform) {
+                    (Some((trust, listing)), true) => {
                         let verdict = self
                             .verdicts
-                            .verdict(&self.registry, &policy.image, &info.digest, keys)
+                            .verdict(&self.registry, &policy.image, &info.digest, trust, listing)
                             .await
                             .map_err(registry_failure)?;
                         match verdict {
-                            verify::Verdict::Signed { key } => Some(key),
+                            verify::Verdict::Signed { by } => Some(by),
                             other => {
                                 warn!(policy = %policy.id, tag = %tag, digest = %info.digest, verdict = %other, "skipped: the image is not signed by the policy's keys");
                                 checks.unsigned.push((tag.clone(), other.to_string()));
@@ -1178,7 +1211,7 @@ impl Reconciler {
                 if info.provides_platform {
                     if let Some(key) = signed {
                         selection.tag = tag.clone();
-                        if keys.is_some() {
+                        if trust.is_some() {
                             checks.verified = Some(Verified {
                                 tag: tag.clone(),
                                 digest: info.digest.clone(),
@@ -1246,7 +1279,7 @@ impl Reconciler {
         ) {
             if *current != pinned {
                 checks.moved = Some((selection.tag.clone(), pinned.clone(), current.clone()));
-                if keys.is_none() {
+                if trust.is_none() {
                     // digestReflectionPolicy: Always follows a moved tag, as
                     // in Flux, but never silently.
                     warn!(policy = %policy.id, tag = %selection.tag, pinned = %pinned, current = %current, "the tag now points to another digest than the files pin; following it (digestReflectionPolicy: Always)");
@@ -1254,7 +1287,7 @@ impl Reconciler {
                     warn!(policy = %policy.id, tag = %selection.tag, pinned = %pinned, current = %current, "the tag now points to another digest than the files pin; not followed (verify)");
                 }
             }
-            if *current != pinned && keys.is_some() {
+            if *current != pinned && trust.is_some() {
                 return Err(fail(
                     "tag_moved",
                     format!(
@@ -1416,13 +1449,6 @@ fn hold_for_windows(
 }
 
 /// A hash of a tag list, to tell whether it changed.
-fn list_hash(tags: &[String]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    tags.hash(&mut hasher);
-    hasher.finish()
-}
-
 fn unix(at: SystemTime) -> i64 {
     at.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

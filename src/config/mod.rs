@@ -58,6 +58,9 @@ pub struct Config {
     /// `verifyKeys`: OpenPGP public keys and SSH allowed-signers files that
     /// make a commit Good-signed for `requireSigned` promotions.
     pub verify_keys: Vec<PathBuf>,
+    /// `sigstore.trustedRoot`: the Sigstore trusted root (Fulcio CAs,
+    /// Rekor keys) keyless `verify` identities are checked against.
+    pub trusted_root: Option<PathBuf>,
 }
 
 /// How Flux image automation objects in the repository are read.
@@ -331,9 +334,15 @@ impl Validator<'_> {
             .iter()
             .map(|k| self.path(k))
             .collect::<Result<Vec<_>, _>>()?;
+        let trusted_root = wire
+            .sigstore
+            .as_ref()
+            .map(|s| self.path(&s.trusted_root))
+            .transpose()?;
         Ok(Config {
             source: PathBuf::from(&self.file),
             verify_keys,
+            trusted_root,
             repositories,
             registries,
             scan: ScanConfig { interval },

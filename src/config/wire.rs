@@ -28,6 +28,16 @@ pub struct ConfigWire {
     /// for promotions with `requireSigned`.
     #[serde(default)]
     pub verify_keys: Vec<Spanned<String>>,
+    /// Offline trust for keyless image signatures (PRODUCT.md §9).
+    #[serde(default)]
+    pub sigstore: Option<SigstoreWire>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SigstoreWire {
+    /// A Sigstore `trusted_root.json`: Fulcio CAs and Rekor keys.
+    pub trusted_root: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

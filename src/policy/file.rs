@@ -19,7 +19,7 @@ use super::filter::{Exclusions, TagFilter};
 use super::select::{Order, Rule};
 use super::semver::{Range, SyntaxError};
 use super::window::{self, Window};
-use super::{Broken, Declares, Policy, PolicyError, Promote, Verify};
+use super::{Broken, Declares, Identity, Policy, PolicyError, Promote, Verify};
 use crate::config::parse_interval;
 use crate::model::{
     DigestReflection, Field, ImageName, Located, Platform, PolicyId, Position, Target, TargetPath,
@@ -126,7 +126,14 @@ pub(super) mod wire {
         #[serde(default)]
         pub public_keys: Vec<Spanned<String>>,
         #[serde(default)]
-        pub keyless: Vec<Spanned<serde_json::Value>>,
+        pub keyless: Vec<Spanned<KeylessWire>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename = "keyless", deny_unknown_fields)]
+    pub struct KeylessWire {
+        pub issuer: Spanned<String>,
+        pub subject: Spanned<String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -705,17 +712,28 @@ impl Validator<'_> {
                 ),
             ));
         }
-        if let Some(first) = wire.keyless.first() {
-            return Err(self.invalid(
-                first,
-                "verify.keyless (Fulcio identities) is not supported yet: list the signers' public keys in verify.publicKeys",
-            ));
-        }
-        if wire.public_keys.is_empty() {
+        if wire.public_keys.is_empty() && wire.keyless.is_empty() {
             return Err(self.invalid(
                 spanned,
-                "verify needs publicKeys (PEM files in this repository)",
+                "verify needs publicKeys (PEM files in this repository) or keyless identities",
             ));
+        }
+        let mut keyless = Vec::new();
+        for identity in &wire.keyless {
+            let wire::KeylessWire { issuer, subject } = &identity.value;
+            if issuer.value.is_empty() {
+                return Err(self.invalid(issuer, "verify.keyless issuer must not be empty"));
+            }
+            if let Err(e) = regex::Regex::new(&subject.value) {
+                return Err(self.invalid(
+                    subject,
+                    format!("verify.keyless subject is not a valid regular expression: {e}"),
+                ));
+            }
+            keyless.push(Identity {
+                issuer: issuer.value.clone(),
+                subject: subject.value.clone(),
+            });
         }
         let mut public_keys = Vec::new();
         for key in &wire.public_keys {
@@ -728,7 +746,10 @@ impl Validator<'_> {
             }
             public_keys.push((path.to_owned(), self.at(key)));
         }
-        Ok(Verify { public_keys })
+        Ok(Verify {
+            public_keys,
+            keyless,
+        })
     }
 
     fn promote(&self, spanned: &Spanned<wire::PromoteWire>) -> Result<Promote, PolicyError> {

@@ -164,11 +164,24 @@ pub struct Policy {
 }
 
 /// `spec.verify` (PRODUCT.md §9): cosign public keys, as files of the
-/// managed repository (so a key change is itself an audited commit).
+/// managed repository (so a key change is itself an audited commit), and
+/// keyless signer identities (Fulcio certificates).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verify {
     /// Repository-relative paths of PEM public keys, and where each is named.
     pub public_keys: Vec<(String, Located)>,
+    /// Keyless identities: any one of them may sign.
+    pub keyless: Vec<Identity>,
+}
+
+/// A keyless signer: the certificate's OIDC issuer, exactly, and its
+/// subject (SAN URI or email) matching a regular expression (checked valid
+/// when the policy is read; not anchored unless it says `^…$`, as cosign's
+/// `--certificate-identity-regexp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: String,
 }
 
 /// `spec.promote` (PRODUCT.md §8): take the values `from`'s setters held

@@ -556,6 +556,34 @@ impl Registry {
         }))
     }
 
+    /// The OCI 1.1 referrers of `digest` with `artifact_type` (the image
+    /// index the referrers API answers), or `None` when the registry has
+    /// no referrers API (404 for the route, as registries before OCI 1.1
+    /// answer; one that has it answers an empty index for a digest without
+    /// referrers).
+    pub async fn referrers(
+        &self,
+        image: &ImageName,
+        digest: &str,
+        artifact_type: &str,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        let host = self.host(&image.registry)?;
+        let repository = image.repository.as_str();
+        let mut url = host.url(&format!("/v2/{repository}/referrers/{digest}"))?;
+        url.query_pairs_mut()
+            .append_pair("artifactType", artifact_type);
+        let fetched = self
+            .request(&host, repository, Method::GET, url, Kind::Referrers)
+            .await?;
+        if fetched.status.as_u16() == 404 {
+            return Ok(None);
+        }
+        self.expect_ok(&host, repository, &fetched, || {
+            format!("referrers of {digest}")
+        })?;
+        Ok(Some(fetched.body.to_vec()))
+    }
+
     /// A blob's bytes, checked against its sha256 digest.
     pub async fn blob(&self, image: &ImageName, digest: &str) -> Result<Vec<u8>, RegistryError> {
         use sha2::Digest as _;
@@ -719,6 +747,7 @@ impl Registry {
         let scope = format!("repository:{repository}:pull");
         let accept = match kind {
             Kind::Manifest => Some(manifest::ACCEPT),
+            Kind::Referrers => Some("application/vnd.oci.image.index.v1+json"),
             Kind::Tags => Some("application/json"),
             Kind::Blob | Kind::Token => None,
         };

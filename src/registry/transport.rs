@@ -41,6 +41,8 @@ const MAX_REDIRECTS: usize = 5;
 pub(crate) enum Kind {
     Tags,
     Manifest,
+    /// The OCI 1.1 referrers API (an image index).
+    Referrers,
     Blob,
     Token,
 }
@@ -50,6 +52,7 @@ impl Kind {
         match self {
             Kind::Tags => "tags",
             Kind::Manifest => "manifest",
+            Kind::Referrers => "referrers",
             Kind::Blob => "blob",
             Kind::Token => "token",
         }
@@ -58,7 +61,7 @@ impl Kind {
     fn cap(self, options: &RegistryOptions) -> usize {
         match self {
             Kind::Tags => options.max_tags_page_bytes,
-            Kind::Manifest => options.max_manifest_bytes,
+            Kind::Manifest | Kind::Referrers => options.max_manifest_bytes,
             Kind::Blob | Kind::Token => options.max_small_body_bytes,
         }
     }
