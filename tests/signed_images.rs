@@ -284,3 +284,295 @@ fn only_tags_signed_by_the_teams_key_are_written_with_their_digest() {
     let check = crowsnest(checkout.path(), &["check", "."]);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
 }
+
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+const SUBJECT: &str = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.2.0";
+
+/// tests/support/sigstore.sh: openssl standing in for cosign, Fulcio and
+/// Rekor (there is no cosign package here).
+fn sigstore(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sigstore.sh"))
+        .args(args)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "sigstore.sh {args:?}: {}",
+        text(&out.stderr)
+    );
+    out.stdout
+}
+
+fn statement(reference: &str, digest: &str) -> String {
+    format!(
+        r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"name":"{reference}","digest":{{"sha256":"{}"}}}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{{}}}}"#,
+        digest.trim_start_matches("sha256:")
+    )
+}
+
+fn keyless_policy(host: &str, app: &str, reflection: &str) -> String {
+    format!(
+        "---\napiVersion: crowsnest/v1\nkind: ImagePolicy\nmetadata:\n  name: {app}\nspec:\n  image: {host}/demo/{app}\n  policy:\n    semver:\n      range: \">=1.0.0\"\n  digestReflectionPolicy: {reflection}\n  verify:\n    provider: cosign\n    keyless:\n      - issuer: {ISSUER}\n        subject: '^https://github\\.com/acme/.+@refs/tags/v.+$'\n"
+    )
+}
+
+#[test]
+fn keyless_signatures_and_referrer_bundles_are_checked_offline_against_the_trusted_root() {
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let host = registry.host();
+    let trust = tempfile::tempdir().unwrap();
+    let t = trust.path().to_str().unwrap();
+    sigstore(&["root", t]);
+    sigstore(&["leaf", t, "ci", ISSUER, SUBJECT]);
+    sigstore(&[
+        "leaf",
+        t,
+        "stranger",
+        ISSUER,
+        "https://github.com/evil/fork/.github/workflows/release.yml@refs/tags/v9",
+    ]);
+    let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"]);
+    let svc = registry.push_tags("demo/svc", &["2.0.0", "2.1.0"]);
+    let reference = format!("{host}/demo/app");
+    let keyless_sig = |repository: &str, leaf: &str, reference: &str, digest: &str| {
+        let file = trust.path().join("payload");
+        std::fs::write(&file, payload(reference, digest)).unwrap();
+        let annotations: serde_json::Value =
+            serde_json::from_slice(&sigstore(&["keyless", t, leaf, file.to_str().unwrap()]))
+                .unwrap();
+        registry.push_signature_layers(
+            repository,
+            &sig_tag(digest),
+            &[(payload(reference, digest), annotations)],
+        );
+    };
+    let bundle = |leaf: &str, statement: String| {
+        let file = trust.path().join("statement");
+        std::fs::write(&file, statement).unwrap();
+        sigstore(&["bundle", t, leaf, file.to_str().unwrap()])
+    };
+    // 1.4.0 (the newest): keyless, by an identity the policy does not
+    // trust. 1.3.0: a referrer bundle by the right identity whose
+    // statement names 1.0.0's digest. 1.2.0: a referrer bundle for itself
+    // (the pick). 1.1.0: keyless in cosign's tag scheme.
+    keyless_sig("demo/app", "stranger", &reference, &app[4].digest);
+    registry.push_referrer_bundle(
+        "demo/app",
+        &app[3].digest,
+        &bundle("ci", statement(&reference, &app[0].digest)),
+    );
+    registry.push_referrer_bundle(
+        "demo/app",
+        &app[2].digest,
+        &bundle("ci", statement(&reference, &app[2].digest)),
+    );
+    keyless_sig("demo/app", "ci", &reference, &app[1].digest);
+    keyless_sig(
+        "demo/svc",
+        "ci",
+        &format!("{host}/demo/svc"),
+        &svc[1].digest,
+    );
+
+    let policies = format!(
+        "{}{}",
+        keyless_policy(&host, "app", "Always"),
+        keyless_policy(&host, "svc", "Never")
+    );
+    let remote = Remote::new(&[
+        ("policies/apps.yaml", policies.as_str()),
+        ("apps/app.yaml", &deployment(&host, "app", "1.0.0")),
+        ("apps/svc.yaml", &deployment(&host, "svc", "2.0.0")),
+    ]);
+    let gpg = GpgKey::ed25519();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crowsnest.yaml");
+    let write_config = |trusted_root: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n{trusted_root}",
+                url = remote.url(),
+                key = gpg.key_file.display(),
+            ),
+        )
+        .unwrap();
+    };
+    // Without a trusted root nothing keyless is taken.
+    write_config("");
+    let config = config.to_str().unwrap().to_owned();
+    let refused = crowsnest(dir.path(), &["once", "--config", &config]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("sigstore.trustedRoot"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(
+        text(&remote.file("main", "apps/app.yaml").unwrap()),
+        deployment(&host, "app", "1.0.0")
+    );
+
+    write_config(&format!(
+        "sigstore:\n  trustedRoot: {}\n",
+        trust.path().join("trusted_root.json").display()
+    ));
+    let before = registry.request_count();
+    let once = crowsnest(dir.path(), &["once", "--config", &config]);
+    assert_eq!(
+        once.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&once.stdout),
+        text(&once.stderr)
+    );
+    assert_eq!(
+        text(&remote.file("main", "apps/app.yaml").unwrap()),
+        deployment(&host, "app", &format!("1.2.0@{}", app[2].digest)),
+        "the newest tag signed by a trusted identity, found as a referrer bundle"
+    );
+    assert_eq!(
+        text(&remote.file("main", "apps/svc.yaml").unwrap()),
+        deployment(&host, "svc", "2.1.0")
+    );
+    let message = remote.message("main");
+    assert!(
+        message.contains(&format!(
+            "Verified: default:svc {} key {SUBJECT} ({ISSUER})",
+            svc[1].digest
+        )),
+        "{message}"
+    );
+    gpg.verify_commit(&remote.path, "main")
+        .expect("signed commit");
+    // The registry has no referrers API: asked once, then the fallback tag.
+    let referrers = registry
+        .requests_since(before)
+        .iter()
+        .filter(|r| r.path().contains("/referrers/"))
+        .count();
+    assert_eq!(referrers, 1, "the referrers API is asked once per registry");
+
+    // explain and tags --all show each verdict.
+    let explain = crowsnest(dir.path(), &["explain", "default:app", "--config", &config]);
+    let shown = text(&explain.stdout);
+    assert_eq!(
+        explain.status.code(),
+        Some(0),
+        "{shown}\n{}",
+        text(&explain.stderr)
+    );
+    let line = |tag: &str| {
+        shown
+            .lines()
+            .find(|l| l.starts_with(&format!("{tag} ")))
+            .unwrap_or_else(|| panic!("no line for {tag}:\n{shown}"))
+            .to_owned()
+    };
+    assert!(
+        line("1.4.0").contains("bad signature")
+            && line("1.4.0").contains("not an identity the policy trusts"),
+        "{shown}"
+    );
+    assert!(
+        line("1.3.0").contains("bad signature") && line("1.3.0").contains("does not name"),
+        "{shown}"
+    );
+    assert!(
+        line("1.2.0").contains("selected") && line("1.2.0").contains(SUBJECT),
+        "{shown}"
+    );
+    let checkout = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(checkout.path().join("policies")).unwrap();
+    std::fs::write(checkout.path().join("policies/apps.yaml"), &policies).unwrap();
+    let tags = crowsnest(
+        checkout.path(),
+        &[
+            "tags",
+            &reference,
+            "--policy",
+            "policies/apps.yaml:app",
+            "--config",
+            &config,
+            "--all",
+        ],
+    );
+    assert_eq!(tags.status.code(), Some(0), "{}", text(&tags.stderr));
+    let listed = text(&tags.stdout);
+    assert!(
+        listed.contains("selected 1.2.0") && listed.contains("bad signature"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_tag_moved_between_verification_and_write_is_not_written() {
+    use support::fault_proxy::{Fault, FaultProxy, Paging, Signal};
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let proxy = FaultProxy::start(&registry.url(), Paging::default());
+    let host = proxy.host();
+    let keys = tempfile::tempdir().unwrap();
+    let (team, team_pem) = key_pair(keys.path(), "team", false);
+    let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
+    let signed = payload(&format!("{host}/demo/app"), &app[1].digest);
+    registry.push_signatures(
+        "demo/app",
+        &sig_tag(&app[1].digest),
+        &[(signed.clone(), sign(keys.path(), &team, false, &signed))],
+    );
+    let remote = Remote::new(&[
+        ("keys/team.pub", team_pem.as_str()),
+        ("policies/apps.yaml", &policy(&host, "app", "Never")),
+        ("apps/app.yaml", &deployment(&host, "app", "1.0.0")),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crowsnest.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n",
+            url = remote.url(),
+        ),
+    )
+    .unwrap();
+    // The signature is read while the tag still points to the signed
+    // image; the proxy holds that request while the tag is moved in the
+    // real registry, so the check just before the commit sees the move.
+    let arrived = Signal::default();
+    proxy.inject(
+        ".sig",
+        &[Fault::Hold {
+            arrived: arrived.clone(),
+        }],
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
+        .args(["once", "--config", config.to_str().unwrap()])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run crowsnest");
+    assert!(
+        arrived.wait_raised(std::time::Duration::from_secs(60)),
+        "crowsnest reads the signature"
+    );
+    let moved = registry.push_image("demo/app", "1.1.0", "linux/arm64");
+    assert_ne!(moved, app[1].digest);
+    arrived.release();
+    let out = child.wait_with_output().unwrap();
+    let errors = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{errors}");
+    assert!(
+        errors.contains(&format!(
+            "moved from the verified {} to {moved} before it was written",
+            app[1].digest
+        )),
+        "{errors}"
+    );
+    assert_eq!(
+        text(&remote.file("main", "apps/app.yaml").unwrap()),
+        deployment(&host, "app", "1.0.0"),
+        "nothing is written for a tag that moved after verification"
+    );
+}

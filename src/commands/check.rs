@@ -12,7 +12,15 @@ pub async fn run(args: CheckArgs) -> Exit {
     let mut config = None;
     if let Some(path) = &args.config {
         match Config::load(path) {
-            Ok(c) => config = Some(c),
+            Ok(c) => {
+                if let Some(root) = &c.trusted_root
+                    && let Err(e) = crate::verify::TrustedRoot::load(root)
+                {
+                    println!("{}: {e}", path.display());
+                    problems += 1;
+                }
+                config = Some(c);
+            }
             Err(e) => {
                 println!("{e}");
                 problems += 1;
@@ -67,7 +75,8 @@ pub async fn run(args: CheckArgs) -> Exit {
                     eprintln!("warning: {warning}");
                 }
                 problems += findings.len();
-                for problem in verify_keys(&dir, &inventory) {
+                let trusted_root = config.as_ref().map(|c| c.trusted_root.is_some());
+                for problem in verify_keys(&dir, &inventory, trusted_root) {
                     println!("{problem}");
                     problems += 1;
                 }
@@ -96,13 +105,24 @@ pub async fn run(args: CheckArgs) -> Exit {
 }
 
 /// Every `verify.publicKeys` file exists in the checkout and is a public
-/// key crowsnest can verify with.
-fn verify_keys(dir: &std::path::Path, inventory: &Inventory) -> Vec<String> {
+/// key crowsnest can verify with; keyless identities have a trusted root
+/// when a config is checked too (`trusted_root`: whether it names one).
+fn verify_keys(
+    dir: &std::path::Path,
+    inventory: &Inventory,
+    trusted_root: Option<bool>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     for policy in inventory.policies.values() {
         let Some(verify) = &policy.verify else {
             continue;
         };
+        if !verify.keyless.is_empty() && trusted_root == Some(false) {
+            problems.push(format!(
+                "{}: verify.keyless needs sigstore.trustedRoot in the daemon config",
+                policy.declared_at
+            ));
+        }
         for (path, at) in &verify.public_keys {
             let file = dir.join(path);
             if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {

@@ -17,6 +17,7 @@ use crate::audit::history;
 use crate::audit::record::parse_policy_id;
 use crate::audit::time::format_time;
 use crate::cli::{Exit, ExplainArgs};
+use crate::commands::signatures;
 use crate::commands::tags::{TagSource, list_tags, render_all};
 use crate::config::Config;
 use crate::git::verify::Verifier;
@@ -93,6 +94,44 @@ fn plan(args: &ExplainArgs) -> Result<Plan, String> {
         config: Some(path.clone()),
         verify,
     })
+}
+
+/// Rewrites a `verify` policy's verdicts with its signature check (keys
+/// read from the explained revision; the trusted root from the config).
+async fn check_signatures(
+    plan: &Plan,
+    policy: &Policy,
+    verify: &crate::policy::Verify,
+    decision: &mut crate::policy::Decision,
+) -> Result<(), String> {
+    let config = plan
+        .config
+        .as_deref()
+        .map(Config::load)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let trust = {
+        let repo = history::open(&plan.here.repo).map_err(|e| e.to_string())?;
+        signatures::trust(
+            verify,
+            signatures::Keys::Git {
+                repo: &repo,
+                rev: &plan.here.rev,
+            },
+            config.as_ref().and_then(|c| c.trusted_root.as_deref()),
+        )?
+    };
+    let registries = config.map(|c| c.registries).unwrap_or_default();
+    let registry = crate::registry::Registry::new(&registries).map_err(|e| e.to_string())?;
+    signatures::check(
+        decision,
+        &policy.selector(),
+        &policy.image,
+        &trust,
+        &registry,
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// A promotion's explanation, as `--json` prints it.
@@ -185,7 +224,13 @@ pub async fn run(args: ExplainArgs) -> Exit {
                 return Exit::Failed;
             }
         };
-        let decision = policy.selector().explain(&tags.tags());
+        let mut decision = policy.selector().explain(&tags.tags());
+        if let Some(verify) = &policy.verify
+            && let Err(message) = check_signatures(&plan, &policy, verify, &mut decision).await
+        {
+            eprintln!("error: {message}");
+            return Exit::Failed;
+        }
         if args.json {
             let mut json = serde_json::to_string_pretty(&decision).expect("a decision serializes");
             json.push('\n');

@@ -7,6 +7,7 @@ pub mod explain;
 pub mod history;
 pub mod once;
 pub mod run;
+mod signatures;
 pub mod tags;
 
 use crate::cli::{Command, Exit};

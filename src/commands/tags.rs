@@ -58,6 +58,9 @@ pub enum TagsError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    /// The policy's verify keys or trusted root cannot be read.
+    #[error("{0}")]
+    Verify(String),
 }
 
 impl TagsError {
@@ -232,6 +235,8 @@ struct Chosen {
     exclusions: Exclusions,
     /// `policy apps:podinfo (policies/app.yaml:1:1)`, `--semver ">=1"`, ...
     label: String,
+    /// The policy's `verify` and the file it was read from.
+    verify: Option<(crate::policy::Verify, PathBuf)>,
 }
 
 impl Chosen {
@@ -335,6 +340,7 @@ async fn choose(args: &TagsArgs) -> Result<Chosen, TagsError> {
             rule: policy.rule,
             filter: policy.filter,
             exclusions: policy.exclusions,
+            verify: policy.verify.map(|v| (v, split_policy_arg(arg).0)),
         }
     } else {
         let (rule, label) = if let Some(range) = &args.semver {
@@ -358,6 +364,7 @@ async fn choose(args: &TagsArgs) -> Result<Chosen, TagsError> {
             filter: None,
             exclusions: Exclusions::default(),
             label,
+            verify: None,
         }
     };
     if let Some(pattern) = &args.filter {
@@ -395,14 +402,42 @@ async fn execute(args: &TagsArgs) -> Result<(String, Exit), TagsError> {
     let tags = listed.tags();
     let selector = chosen.selector();
     let exit = |picked: bool| if picked { Exit::Ok } else { Exit::Failed };
-    if !args.json && !args.all {
+    let verified = match (&chosen.verify, &source) {
+        (Some((verify, file)), TagSource::Registry { image, config }) => {
+            Some((verify, file, image, config))
+        }
+        (Some(_), _) => {
+            eprintln!(
+                "warning: the policy's verify is not checked for tags read from a file (name the image to read them from its registry)"
+            );
+            None
+        }
+        (None, _) => None,
+    };
+    // With verify, the signature check rewrites verdicts: every tag is shown.
+    if !args.json && !args.all && verified.is_none() {
         // The common case stays cheap: no sentence per tag.
         let summary = selector.summarize(&tags, SHOWN);
         warn_not_numeric(&summary.counts);
         let text = render_summary(&summary, tags.len(), &chosen.label);
         return Ok((text, exit(summary.selected.is_some())));
     }
-    let decision = selector.explain(&tags);
+    let mut decision = selector.explain(&tags);
+    if let Some((verify, file, image, config)) = verified {
+        let config = config
+            .as_deref()
+            .map(crate::config::Config::load)
+            .transpose()?;
+        let trust = super::signatures::trust(
+            verify,
+            super::signatures::Keys::Checkout(&super::signatures::checkout_root(file)),
+            config.as_ref().and_then(|c| c.trusted_root.as_deref()),
+        )
+        .map_err(TagsError::Verify)?;
+        let registries = config.map(|c| c.registries).unwrap_or_default();
+        let registry = crate::registry::Registry::new(&registries)?;
+        super::signatures::check(&mut decision, &selector, image, &trust, &registry).await?;
+    }
     if !args.json {
         let skipped = decision.count(Verdict::NotNumeric);
         warn_not_numeric(&[(Verdict::NotNumeric, skipped)]);

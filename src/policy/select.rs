@@ -97,12 +97,19 @@ pub enum Verdict {
     LowerThanPick,
     /// Eligible and ranks equal to the pick, which is listed earlier.
     TiedWithPick,
+    /// Eligible, but `verify` found no signature for its digest (set by
+    /// the signature check after selection, never by the selector).
+    Unsigned,
+    /// Eligible, but no signature for its digest verified.
+    BadSignature,
 }
 
 impl Verdict {
     /// All verdicts, in the order summaries list them.
-    pub const ALL: [Verdict; 9] = [
+    pub const ALL: [Verdict; 11] = [
         Verdict::Selected,
+        Verdict::Unsigned,
+        Verdict::BadSignature,
         Verdict::LowerThanPick,
         Verdict::TiedWithPick,
         Verdict::OutsideRange,
@@ -125,6 +132,8 @@ impl Verdict {
             Verdict::NotNumeric => "not_numeric",
             Verdict::LowerThanPick => "lower_than_pick",
             Verdict::TiedWithPick => "tied_with_pick",
+            Verdict::Unsigned => "unsigned",
+            Verdict::BadSignature => "bad_signature",
         }
     }
 
@@ -140,6 +149,8 @@ impl Verdict {
             Verdict::NotNumeric => "not numeric",
             Verdict::LowerThanPick => "lower than the pick",
             Verdict::TiedWithPick => "tied with the pick",
+            Verdict::Unsigned => "unsigned",
+            Verdict::BadSignature => "bad signature",
         }
     }
 }

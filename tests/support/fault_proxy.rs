@@ -8,7 +8,7 @@
 //!   delay, a redirect elsewhere, a body of the test's choosing (malformed
 //!   JSON, an HTML error page, tags no real registry accepts), a header
 //!   rewritten on a forwarded answer (a wrong `Content-Type`, a forged
-//!   `Docker-Content-Digest`).
+//!   `Docker-Content-Digest`), a request held until the test has acted.
 //! - Paging of `tags/list` the way Quay and friends do it: at most `cap`
 //!   tags per page, `n` honoured or ignored, `last` honoured, and a
 //!   `Link: <...>; rel="next"` header while more remain. The proxy fetches
@@ -52,7 +52,42 @@ pub enum Fault {
     },
     /// Forward, but replace (or add) one header of the answer.
     SetHeader { name: String, value: String },
+    /// Raise `arrived` when the request comes in, then forward it once the
+    /// test lowers it again: the test acts at that exact point (e.g. moves
+    /// a tag in the real registry while crowsnest waits for an answer).
+    Hold { arrived: Signal },
 }
+
+/// A flag the proxy and a test share (see [`Fault::Hold`]).
+#[derive(Clone, Debug, Default)]
+pub struct Signal(Arc<std::sync::atomic::AtomicBool>);
+
+impl Signal {
+    /// Waits until the proxy raised the flag (a held request arrived).
+    pub fn wait_raised(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while !self.0.load(Ordering::SeqCst) {
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    /// Lets the held request go on.
+    pub fn release(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl PartialEq for Signal {
+    fn eq(&self, other: &Signal) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Signal {}
 
 impl Fault {
     pub fn status(status: u16) -> Fault {
@@ -260,6 +295,14 @@ fn handle_counted(state: &State, request: &Request) -> Reply {
             );
         }
         Some(Fault::Delay(pause)) => std::thread::sleep(*pause),
+        Some(Fault::Hold { arrived }) => {
+            arrived.0.store(true, Ordering::SeqCst);
+            // Released by the test; never held longer than a minute.
+            let until = Instant::now() + Duration::from_secs(60);
+            while arrived.0.load(Ordering::SeqCst) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         _ => {}
     }
     let response = if request.method == "GET"

@@ -327,16 +327,35 @@ impl RegistryServer {
         tag: &str,
         layers: &[(Vec<u8>, String)],
     ) -> String {
+        let layers: Vec<(Vec<u8>, serde_json::Value)> = layers
+            .iter()
+            .map(|(payload, signature)| {
+                (
+                    payload.clone(),
+                    serde_json::json!({"dev.cosignproject.cosign/signature": signature}),
+                )
+            })
+            .collect();
+        self.push_signature_layers(repository, tag, &layers)
+    }
+
+    /// Pushes a cosign `.sig` manifest under `tag`: one simple-signing
+    /// layer per (payload, annotations), as `cosign sign` writes them.
+    pub fn push_signature_layers(
+        &self,
+        repository: &str,
+        tag: &str,
+        layers: &[(Vec<u8>, serde_json::Value)],
+    ) -> String {
         let (tag, layers) = (tag.to_owned(), layers.to_vec());
         self.with_pusher(repository, move |pusher| {
             let config = pusher.blob(b"{}");
             let descriptors: Vec<serde_json::Value> = layers
                 .iter()
-                .map(|(payload, signature)| {
+                .map(|(payload, annotations)| {
                     let mut layer = pusher.blob(payload);
                     layer["mediaType"] = "application/vnd.dev.cosign.simplesigning.v1+json".into();
-                    layer["annotations"] =
-                        serde_json::json!({"dev.cosignproject.cosign/signature": signature});
+                    layer["annotations"] = annotations.clone();
                     layer
                 })
                 .collect();
@@ -348,6 +367,49 @@ impl RegistryServer {
             }))
             .expect("serialize a manifest");
             pusher.manifest(&tag, OCI_MANIFEST, &manifest)
+        })
+    }
+
+    /// Attaches a Sigstore bundle to `subject` as OCI 1.1 referrers do on
+    /// a registry without the referrers API: the artifact manifest (with
+    /// `subject`) by digest, and the image index of the subject's referrers
+    /// under the fallback tag `sha256-<hex>`. Returns the artifact's digest.
+    pub fn push_referrer_bundle(&self, repository: &str, subject: &str, bundle: &[u8]) -> String {
+        let (subject, bundle) = (subject.to_owned(), bundle.to_vec());
+        self.with_pusher(repository, move |pusher| {
+            let bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json";
+            let mut config = pusher.blob(b"{}");
+            config["mediaType"] = "application/vnd.oci.empty.v1+json".into();
+            let mut layer = pusher.blob(&bundle);
+            layer["mediaType"] = bundle_type.into();
+            let subject_descriptor = serde_json::json!({
+                "mediaType": OCI_MANIFEST,
+                "digest": subject,
+                "size": 0,
+            });
+            let artifact = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "artifactType": bundle_type,
+                "config": config,
+                "layers": [layer],
+                "subject": subject_descriptor,
+            }))
+            .expect("serialize a manifest");
+            let digest = pusher.manifest(&sha256(&artifact), OCI_MANIFEST, &artifact);
+            let index = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [{
+                    "mediaType": OCI_MANIFEST,
+                    "artifactType": bundle_type,
+                    "digest": digest,
+                    "size": artifact.len(),
+                }],
+            }))
+            .expect("serialize an index");
+            pusher.manifest(&subject.replace(':', "-"), OCI_INDEX, &index);
+            digest
         })
     }
 
