@@ -13,7 +13,7 @@ use crate::registry::{Registry, RegistryError};
 use crate::verify::{self, Identity, Listing, PublicKey, Trust, TrustedRoot, Verdicts};
 
 /// At most this many candidates are checked (as the daemon).
-const MAX_PROBES: usize = 16;
+const MAX_PROBES: usize = 20;
 
 /// Where a policy's key files are read.
 pub(crate) enum Keys<'a> {
