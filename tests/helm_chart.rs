@@ -34,6 +34,7 @@ const GOOD: &[&str] = &[
     "ssh-signing",
     "webhook-ingress",
     "repositories",
+    "sigstore",
 ];
 
 fn root() -> PathBuf {
@@ -348,8 +349,20 @@ fn rendered_config_is_accepted_by_crowsnest_check() {
     let mut failures = Vec::new();
     for name in GOOD {
         let rendered = Rendered::of(name);
+        // The ConfigMap's other files, where the pod has them, read from here.
+        let files = dir.join(format!("{name}.files"));
+        std::fs::create_dir_all(&files).expect("mkdir");
+        let data = rendered.get("ConfigMap", RELEASE)["data"]
+            .as_object()
+            .expect("ConfigMap data");
+        for (key, value) in data.iter().filter(|(k, _)| *k != "crowsnest.yaml") {
+            std::fs::write(files.join(key), value.as_str().expect("text")).expect("write");
+        }
+        let config = rendered
+            .config_text()
+            .replace("/etc/crowsnest/config/", &format!("{}/", files.display()));
         let file = dir.join(format!("{name}.crowsnest.yaml"));
-        std::fs::write(&file, rendered.config_text()).expect("write crowsnest.yaml");
+        std::fs::write(&file, config).expect("write crowsnest.yaml");
         let mut command = Command::new(env!("CARGO_BIN_EXE_crowsnest"));
         command.args(["check", "--config"]).arg(&file);
         let out = run(command);
@@ -690,6 +703,36 @@ fn ssh_signing_creates_both_secrets_from_values() {
         let (volume, _) = r.volume_of(&format!("{dir}/x"));
         assert_eq!(volume["secret"]["defaultMode"], 0o440);
     }
+}
+
+#[test]
+fn sigstore_trusted_root_is_in_the_configmap_and_named_by_the_config() {
+    let rendered = Rendered::of("sigstore");
+    assert_eq!(
+        rendered.config()["sigstore"]["trustedRoot"],
+        "/etc/crowsnest/config/trusted_root.json"
+    );
+    let data = &rendered.get("ConfigMap", RELEASE)["data"];
+    assert!(
+        data["trusted_root.json"]
+            .as_str()
+            .is_some_and(|t| t.contains("certificateAuthorities")),
+        "{data}"
+    );
+    let mounted = rendered.container()["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .any(|m| m["name"] == "config" && m["mountPath"] == "/etc/crowsnest/config");
+    assert!(mounted, "the ConfigMap is mounted where the config says");
+    // Without it, no sigstore key and no file.
+    let defaults = Rendered::of("defaults");
+    assert!(defaults.config().get("sigstore").is_none());
+    assert!(
+        defaults.get("ConfigMap", RELEASE)["data"]
+            .get("trusted_root.json")
+            .is_none()
+    );
 }
 
 #[test]

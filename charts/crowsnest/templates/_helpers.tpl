@@ -196,6 +196,7 @@ in the pod (see the workload template).
 {{- $_ := set $config "git" (first $repositories) }}
 {{- end }}
 {{- if $registries }}{{ $_ := set $config "registries" $registries }}{{ end }}
+{{- if .Values.sigstore.trustedRoot }}{{ $_ := set $config "sigstore" (dict "trustedRoot" "/etc/crowsnest/config/trusted_root.json") }}{{ end }}
 {{- $_ := set $config "http" (dict "listen" (printf "0.0.0.0:%d" (int .Values.http.port)) "webhookTokenFile" "/etc/crowsnest/webhook/token") }}
 {{- toYaml $config }}
 {{- end }}
