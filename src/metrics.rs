@@ -444,11 +444,15 @@ mod tests {
         let metrics = Metrics::new(|r| registry.register_metrics(r));
         // Families print their TYPE line once they hold a series.
         let m = registry.metrics();
-        m.request("h", "tags", "200");
+        m.record(
+            "h",
+            "tags",
+            &["200".into()],
+            &["timeout"],
+            1,
+            Some(Some(1.0)),
+        );
         m.token("h");
-        m.bytes("h", 1);
-        m.retry("h", "timeout");
-        m.rate_limit("h", Some(1.0));
         metrics.error("git");
         metrics.webhook("generic", "accepted");
         metrics.tags_of("h/r", 1);

@@ -103,7 +103,31 @@ impl RegistryMetrics {
         self.tally.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn request(&self, host: &str, kind: &str, status: &str) {
+    /// Everything one call did on the wire (see `transport::Exchange`).
+    pub(crate) fn record(
+        &self,
+        host: &str,
+        kind: &str,
+        responses: &[String],
+        retries: &[&str],
+        bytes: u64,
+        rate_limit: Option<Option<f64>>,
+    ) {
+        for status in responses {
+            self.request(host, kind, status);
+        }
+        for reason in retries {
+            self.retry(host, reason);
+        }
+        if bytes > 0 {
+            self.bytes(host, bytes);
+        }
+        if let Some(limit) = rate_limit {
+            self.rate_limit(host, limit);
+        }
+    }
+
+    fn request(&self, host: &str, kind: &str, status: &str) {
         let labels = RequestLabels {
             host: host.to_owned(),
             kind: kind.to_owned(),
@@ -122,7 +146,7 @@ impl RegistryMetrics {
         *self.tally().tokens.entry(host.to_owned()).or_default() += 1;
     }
 
-    pub(crate) fn bytes(&self, host: &str, count: u64) {
+    fn bytes(&self, host: &str, count: u64) {
         self.bytes
             .get_or_create(&HostLabels {
                 host: host.to_owned(),
@@ -131,7 +155,7 @@ impl RegistryMetrics {
         *self.tally().bytes.entry(host.to_owned()).or_default() += count;
     }
 
-    pub(crate) fn retry(&self, host: &str, reason: &str) {
+    fn retry(&self, host: &str, reason: &str) {
         let labels = RetryLabels {
             host: host.to_owned(),
             reason: reason.to_owned(),
@@ -140,7 +164,7 @@ impl RegistryMetrics {
         *self.tally().retries.entry(labels).or_default() += 1;
     }
 
-    pub(crate) fn rate_limit(&self, host: &str, limit: Option<f64>) {
+    fn rate_limit(&self, host: &str, limit: Option<f64>) {
         self.rate_limit
             .get_or_create(&HostLabels {
                 host: host.to_owned(),
@@ -161,10 +185,10 @@ mod tests {
     #[test]
     fn registered_metrics_encode_with_their_labels() {
         let metrics = RegistryMetrics::default();
-        metrics.request("ghcr.io", "tags", "200");
-        metrics.request("ghcr.io", "tags", "200");
+        let ok = ["200".to_owned()];
+        metrics.record("ghcr.io", "tags", &ok, &[], 1000, None);
+        metrics.record("ghcr.io", "tags", &ok, &[], 234, None);
         metrics.token("ghcr.io");
-        metrics.bytes("ghcr.io", 1234);
         let mut registry = prometheus_client::registry::Registry::default();
         metrics.register(&mut registry);
         let mut text = String::new();

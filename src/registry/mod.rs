@@ -68,7 +68,7 @@ use crate::config::{HostConfig, RegistriesConfig};
 use crate::model::{DigestReflection, ImageName, Platform, Secret};
 use auth::{Credential, Credentials, Token, TokenResponse};
 use headers::{Challenge, next_link, parse_challenge};
-use transport::{Call, Fetched, Host, Kind};
+use transport::{Call, Exchange, Fetched, Host, Kind};
 
 /// A registry failure. Each message names the registry host and
 /// repository and says what to do; none contains a secret.
@@ -734,6 +734,22 @@ impl Registry {
         Ok(tags)
     }
 
+    /// One call on the wire (retries included), recorded in the metrics
+    /// whatever its outcome.
+    async fn send(&self, host: &Host, call: &Call<'_>) -> Result<Fetched, RegistryError> {
+        let mut exchange = Exchange::default();
+        let result = host.fetch(&self.inner.options, call, &mut exchange).await;
+        self.inner.metrics.record(
+            &host.name,
+            call.kind.label(),
+            &exchange.responses,
+            &exchange.retries,
+            exchange.bytes,
+            exchange.rate_limit,
+        );
+        result
+    }
+
     /// A request with the host's auth: sends what the host is known to
     /// want, learns from a 401, and retries once with fresh credentials.
     async fn request(
@@ -765,9 +781,7 @@ impl Registry {
                 form: None,
                 repository,
             };
-            let fetched = host
-                .fetch(&self.inner.options, &self.inner.metrics, &call)
-                .await?;
+            let fetched = self.send(host, &call).await?;
             if fetched.status != StatusCode::UNAUTHORIZED {
                 host.auth.settle();
                 return Ok(fetched);
@@ -908,9 +922,7 @@ impl Registry {
                 }
             }
         }
-        let fetched = host
-            .fetch(&self.inner.options, &self.inner.metrics, &call)
-            .await?;
+        let fetched = self.send(host, &call).await?;
         match fetched.status.as_u16() {
             200 => {}
             401 | 403 => {

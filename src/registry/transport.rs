@@ -15,6 +15,11 @@
 //!   to the origin the request was made for, and https never downgrades to
 //!   http.
 //! - Every response body is read against a size cap, and counted.
+//!
+//! What happened on the wire (each response's status, each retry, the
+//! bytes read, the host's rate limit) is written into an [`Exchange`] the
+//! caller records; this module never touches metrics, so a call flows one
+//! way: `Registry` → `Host::fetch` → back to `Registry`, which records it.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -28,7 +33,6 @@ use url::Url;
 
 use super::auth::AuthState;
 use super::headers::retry_after;
-use super::metrics::RegistryMetrics;
 use super::rate::AdaptiveRate;
 use super::{RegistryError, RegistryOptions};
 use crate::config::HostConfig;
@@ -78,6 +82,23 @@ pub(crate) struct Call<'a> {
     pub form: Option<Vec<(&'static str, String)>>,
     /// For messages.
     pub repository: &'a str,
+}
+
+/// What one call did on the wire, for the caller to record, whether it
+/// succeeded or not.
+#[derive(Debug, Default)]
+pub(crate) struct Exchange {
+    /// Each response's status code (`"error"` when none came), in order;
+    /// redirects and retries each add one.
+    pub responses: Vec<String>,
+    /// Why each retry happened: `rate_limited`, `server_error`, `timeout`,
+    /// `transport`.
+    pub retries: Vec<&'static str>,
+    /// Response body bytes read.
+    pub bytes: u64,
+    /// The host's adaptive rate limit after the call, when it was looked
+    /// at (`Some(None)`: unlimited).
+    pub rate_limit: Option<Option<f64>>,
 }
 
 /// A response, read in full.
@@ -160,8 +181,8 @@ impl Host {
     pub(crate) async fn fetch(
         &self,
         options: &RegistryOptions,
-        metrics: &RegistryMetrics,
         call: &Call<'_>,
+        exchange: &mut Exchange,
     ) -> Result<Fetched, RegistryError> {
         let mut attempt: u32 = 0;
         loop {
@@ -172,7 +193,7 @@ impl Host {
                 let _permit = self.permits.acquire().await.map_err(|_| {
                     self.error_protocol(call, "the host's request limiter was closed".into())
                 })?;
-                self.attempt(options, metrics, call).await
+                self.attempt(options, call, exchange).await
             };
             let retries_left = attempt <= options.max_retries;
             match outcome {
@@ -186,7 +207,7 @@ impl Host {
                         *self.refuse_until.lock().unwrap_or_else(|e| e.into_inner()) =
                             Some(now + wait);
                         self.rate.throttled(now, Duration::ZERO);
-                        metrics.rate_limit(&self.name, self.rate.limit(now));
+                        exchange.rate_limit = Some(self.rate.limit(now));
                         return Err(RegistryError::RateLimited {
                             host: self.name.clone(),
                             repository: call.repository.to_owned(),
@@ -197,7 +218,7 @@ impl Host {
                         });
                     }
                     self.rate.throttled(now, wait);
-                    metrics.rate_limit(&self.name, self.rate.limit(now));
+                    exchange.rate_limit = Some(self.rate.limit(now));
                     if !retries_left {
                         return Err(RegistryError::RateLimited {
                             host: self.name.clone(),
@@ -205,7 +226,7 @@ impl Host {
                             detail: format!("still 429 after {attempt} attempts"),
                         });
                     }
-                    metrics.retry(&self.name, "rate_limited");
+                    exchange.retries.push("rate_limited");
                     warn!(host = %self.name, repository = call.repository, wait_ms = wait.as_millis() as u64,
                         limit = ?self.rate.limit(now), "registry says too many requests; slowing down");
                 }
@@ -223,13 +244,13 @@ impl Host {
                         .and_then(|h| retry_after(h, SystemTime::now()))
                         .filter(|w| *w <= options.max_retry_after)
                         .unwrap_or_else(|| backoff(options, attempt));
-                    metrics.retry(&self.name, "server_error");
+                    exchange.retries.push("server_error");
                     warn!(host = %self.name, repository = call.repository, status = f.status.as_u16(),
                         wait_ms = wait.as_millis() as u64, "registry error; retrying");
                     tokio::time::sleep(wait).await;
                 }
                 Ok(f) => {
-                    metrics.rate_limit(&self.name, self.rate.limit(Instant::now()));
+                    exchange.rate_limit = Some(self.rate.limit(Instant::now()));
                     return Ok(f);
                 }
                 Err(Failure::Retry { reason, timeout }) => {
@@ -250,7 +271,9 @@ impl Host {
                         });
                     }
                     let wait = backoff(options, attempt);
-                    metrics.retry(&self.name, if timeout { "timeout" } else { "transport" });
+                    exchange
+                        .retries
+                        .push(if timeout { "timeout" } else { "transport" });
                     warn!(host = %self.name, repository = call.repository, %reason,
                         wait_ms = wait.as_millis() as u64, "request failed; retrying");
                     tokio::time::sleep(wait).await;
@@ -302,8 +325,8 @@ impl Host {
     async fn attempt(
         &self,
         options: &RegistryOptions,
-        metrics: &RegistryMetrics,
         call: &Call<'_>,
+        exchange: &mut Exchange,
     ) -> Result<Fetched, Failure> {
         let mut url = call.url.clone();
         let mut authorization = call.authorization.as_ref();
@@ -333,12 +356,12 @@ impl Host {
             let response = match request.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    metrics.request(&self.name, call.kind.label(), "error");
+                    exchange.responses.push("error".into());
                     return Err(self.classify(e, call));
                 }
             };
             let status = response.status();
-            metrics.request(&self.name, call.kind.label(), status.as_str());
+            exchange.responses.push(status.as_str().to_owned());
             debug!(host = %self.name, repository = call.repository, kind = call.kind.label(),
                 method = %method, path = url.path(), status = status.as_u16(), "registry response");
             if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
@@ -374,7 +397,7 @@ impl Host {
                 continue;
             }
             let headers = response.headers().clone();
-            let body = self.read_body(response, call, options, metrics).await?;
+            let body = self.read_body(response, call, options, exchange).await?;
             return Ok(Fetched {
                 status,
                 headers,
@@ -393,7 +416,7 @@ impl Host {
         mut response: reqwest::Response,
         call: &Call<'_>,
         options: &RegistryOptions,
-        metrics: &RegistryMetrics,
+        exchange: &mut Exchange,
     ) -> Result<Bytes, Failure> {
         let cap = call.kind.cap(options);
         let too_large = || {
@@ -414,7 +437,7 @@ impl Host {
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    metrics.bytes(&self.name, chunk.len() as u64);
+                    exchange.bytes += chunk.len() as u64;
                     if body.len() + chunk.len() > cap {
                         return Err(too_large());
                     }
