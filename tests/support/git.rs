@@ -344,8 +344,25 @@ impl Remote {
         set_mode(&path, 0o755);
     }
 
-    /// Runs `git fsck --strict` on the remote; panics with its output on failure.
+    /// Runs `git fsck --strict` on the remote; panics with its output on
+    /// failure. A receive-pack still running on the server (a client
+    /// killed inside a push over HTTP does not stop it) is waited out
+    /// first: while it moves the pushed objects out of its quarantine one
+    /// by one, fsck can find a commit whose tree is not moved yet and call
+    /// the tree missing, though no ref points to the commit until the move
+    /// is done.
     pub fn fsck(&self) {
+        let quarantined = || {
+            std::fs::read_dir(self.path.join("objects"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().contains("incoming-"))
+        };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while quarantined() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         self.run(&["fsck", "--strict", "--no-progress"]);
     }
 
