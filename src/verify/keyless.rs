@@ -38,6 +38,8 @@ const ED25519: &str = "1.3.101.112";
 
 /// The trust a keyless signature is checked against.
 pub struct TrustedRoot {
+    /// `sha256:` of the JSON, 16 hex digits: names this root in caches.
+    pub fingerprint: String,
     cas: Vec<Authority>,
     logs: Vec<Log>,
 }
@@ -160,7 +162,11 @@ impl TrustedRoot {
         if logs.is_empty() {
             return Err("the trusted root lists no Rekor log key".into());
         }
-        Ok(TrustedRoot { cas, logs })
+        Ok(TrustedRoot {
+            fingerprint: format!("sha256:{}", &hex::encode(Sha256::digest(json))[..16]),
+            cas,
+            logs,
+        })
     }
 
     /// Checks `signed` and returns who signed (`subject (issuer)`), or why

@@ -34,6 +34,10 @@ impl Trust {
                 .iter()
                 .map(|i| format!("{} {}", i.issuer, i.subject.as_str())),
         );
+        // Keyless verdicts hold only under the root they were checked with.
+        if let (Some(root), false) = (&root, identities.is_empty()) {
+            id.push(root.fingerprint.clone());
+        }
         Trust {
             keys,
             identities,
