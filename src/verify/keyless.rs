@@ -20,8 +20,8 @@ use sigstore_protobuf_specs::dev::sigstore::common::v1::TimeRange;
 use sigstore_protobuf_specs::dev::sigstore::trustroot::v1::TrustedRoot as TrustedRootProto;
 use x509_cert::Certificate;
 use x509_cert::der::{self, Decode as _, Encode as _, Reader as _};
-use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
 
 use super::format::{self, RekorEntry};
 use super::keys::{Hash, PublicKey};
@@ -35,6 +35,8 @@ const ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
 const RSA_SHA256: &str = "1.2.840.113549.1.1.11";
 const RSA_SHA384: &str = "1.2.840.113549.1.1.12";
 const ED25519: &str = "1.3.101.112";
+/// Extended key usage: code signing (what Fulcio issues).
+const CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
 
 /// The trust a keyless signature is checked against.
 pub struct TrustedRoot {
@@ -287,9 +289,14 @@ fn spki_key(cert: &Certificate) -> Result<PublicKey, String> {
 fn identity(cert: &Certificate) -> Result<(String, String), String> {
     let mut issuer = None;
     let mut subject = None;
+    let mut code_signing = false;
     for extension in cert.tbs_certificate.extensions.iter().flatten() {
         let value = extension.extn_value.as_bytes();
         match extension.extn_id.to_string().as_str() {
+            "2.5.29.37" => {
+                code_signing = ExtendedKeyUsage::from_der(value)
+                    .is_ok_and(|usage| usage.0.iter().any(|oid| oid.to_string() == CODE_SIGNING));
+            }
             ISSUER_V2 => {
                 issuer = der::asn1::Utf8StringRef::from_der(value)
                     .ok()
@@ -309,6 +316,9 @@ fn identity(cert: &Certificate) -> Result<(String, String), String> {
             }
             _ => {}
         }
+    }
+    if !code_signing {
+        return Err("the certificate is not for code signing (extended key usage)".into());
     }
     Ok((
         issuer.ok_or("the certificate names no OIDC issuer (Fulcio extension)")?,

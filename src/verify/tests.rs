@@ -311,6 +311,18 @@ fn keyless_signatures_are_checked_against_the_trusted_root_and_identity() {
         "{why}"
     );
 
+    // A certificate of the right CA and identity, but not for code signing.
+    let status = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sigstore.sh"))
+        .args(["leaf", d, "web", ISSUER, SUBJECT])
+        .env("LEAF_EKU", "serverAuth")
+        .status()
+        .expect("bash runs");
+    assert!(status.success());
+    let web = keyless_layer(dir.path(), "web", &good);
+    let why = check(&web, &trust(ISSUER, ".*")).unwrap_err();
+    assert!(why.contains("not for code signing"), "{why}");
+
     // The log's promise must verify and record this signature.
     let mut no_log = signed.clone();
     no_log.rekor = None;

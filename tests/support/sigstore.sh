@@ -9,7 +9,8 @@
 #   sigstore.sh leaf DIR NAME ISSUER SUBJECT [CA]
 #       DIR/NAME.key, NAME.pem: a code-signing leaf issued by CA (default
 #       DIR/ca; another root made with `root` may be named) with Fulcio's
-#       OIDC issuer extension and SUBJECT as its SAN URI
+#       OIDC issuer extension and SUBJECT as its SAN URI (extended key
+#       usage codeSigning, or $LEAF_EKU)
 #   sigstore.sh keyless DIR NAME PAYLOAD
 #       prints the `.sig` layer annotations (JSON object) of a keyless
 #       signature of the file PAYLOAD by leaf NAME, logged in "Rekor"
@@ -81,7 +82,7 @@ JSON
     cat > "$dir/$name.ext" <<EXT
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
-extendedKeyUsage=codeSigning
+extendedKeyUsage=${LEAF_EKU:-codeSigning}
 subjectAltName=critical,URI:$subject
 1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:$issuer
 EXT
