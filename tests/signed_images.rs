@@ -576,3 +576,67 @@ fn a_tag_moved_between_verification_and_write_is_not_written() {
         "nothing is written for a tag that moved after verification"
     );
 }
+
+/// The referrers API path. Debian's docker-registry (2.8) has no OCI 1.1
+/// referrers API, so the fault proxy answers that one route with the image
+/// index such a registry would answer (the artifact it lists is real, in
+/// the registry behind); everything else is the real registry.
+#[test]
+fn a_bundle_listed_by_the_referrers_api_is_read_without_the_fallback_tag() {
+    use support::fault_proxy::{Fault, FaultProxy, Paging};
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let proxy = FaultProxy::start(&registry.url(), Paging::default());
+    let host = proxy.host();
+    let keys = tempfile::tempdir().unwrap();
+    let (team, team_pem) = key_pair(keys.path(), "team", false);
+    let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
+    let statement_file = keys.path().join("statement");
+    std::fs::write(
+        &statement_file,
+        statement(&format!("{host}/demo/app"), &app[1].digest),
+    )
+    .unwrap();
+    let bundle = sigstore(&[
+        "bundle-key",
+        keys.path().to_str().unwrap(),
+        keys.path().join(&team).to_str().unwrap(),
+        statement_file.to_str().unwrap(),
+    ]);
+    let index = registry.push_referrer_artifact("demo/app", &app[1].digest, &bundle);
+    // The API answers for 1.1.0, the policy's first candidate.
+    proxy.inject(
+        &format!("/referrers/{}", app[1].digest),
+        &[Fault::body(
+            support::registry::OCI_INDEX,
+            serde_json::to_vec(&index).unwrap(),
+        )],
+    );
+    let remote = Remote::new(&[
+        ("keys/team.pub", team_pem.as_str()),
+        ("policies/apps.yaml", &policy(&host, "app", "Always")),
+        ("apps/app.yaml", &deployment(&host, "app", "1.0.0")),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crowsnest.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n",
+            url = remote.url(),
+        ),
+    )
+    .unwrap();
+    let once = crowsnest(dir.path(), &["once", "--config", config.to_str().unwrap()]);
+    assert_eq!(once.status.code(), Some(0), "{}", text(&once.stderr));
+    assert_eq!(
+        text(&remote.file("main", "apps/app.yaml").unwrap()),
+        deployment(&host, "app", &format!("1.1.0@{}", app[1].digest)),
+        "signed by the team's key in a bundle the referrers API lists"
+    );
+    let fallback = format!("/manifests/{}", app[1].digest.replace(':', "-"));
+    assert!(
+        proxy.seen_matching(&fallback).is_empty(),
+        "the fallback tag is not read when the API answers"
+    );
+    assert_eq!(proxy.seen_matching("/referrers/").len(), 1);
+}

@@ -375,6 +375,28 @@ impl RegistryServer {
     /// `subject`) by digest, and the image index of the subject's referrers
     /// under the fallback tag `sha256-<hex>`. Returns the artifact's digest.
     pub fn push_referrer_bundle(&self, repository: &str, subject: &str, bundle: &[u8]) -> String {
+        let index = self.push_referrer_artifact(repository, subject, bundle);
+        let digest = index["manifests"][0]["digest"]
+            .as_str()
+            .expect("digest")
+            .to_owned();
+        let fallback = subject.replace(':', "-");
+        self.with_pusher(repository, move |pusher| {
+            let body = serde_json::to_vec(&index).expect("serialize an index");
+            pusher.manifest(&fallback, OCI_INDEX, &body);
+        });
+        digest
+    }
+
+    /// Pushes a Sigstore bundle as an OCI artifact whose `subject` is
+    /// `subject` (by digest, no tag) and returns the image index a
+    /// referrers API would answer for it.
+    pub fn push_referrer_artifact(
+        &self,
+        repository: &str,
+        subject: &str,
+        bundle: &[u8],
+    ) -> serde_json::Value {
         let (subject, bundle) = (subject.to_owned(), bundle.to_vec());
         self.with_pusher(repository, move |pusher| {
             let bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -397,7 +419,7 @@ impl RegistryServer {
             }))
             .expect("serialize a manifest");
             let digest = pusher.manifest(&sha256(&artifact), OCI_MANIFEST, &artifact);
-            let index = serde_json::to_vec(&serde_json::json!({
+            serde_json::json!({
                 "schemaVersion": 2,
                 "mediaType": OCI_INDEX,
                 "manifests": [{
@@ -406,10 +428,7 @@ impl RegistryServer {
                     "digest": digest,
                     "size": artifact.len(),
                 }],
-            }))
-            .expect("serialize an index");
-            pusher.manifest(&subject.replace(':', "-"), OCI_INDEX, &index);
-            digest
+            })
         })
     }
 
