@@ -41,6 +41,14 @@ fuzz_target!(|data: &[u8]| {
                 let pae = format::pae(&bundle.payload_type, &bundle.payload);
                 assert!(pae.ends_with(&bundle.payload));
                 let _ = format::in_toto_subjects(&bundle.payload);
+                if let Some(rekor) = &bundle.rekor
+                    && let Some(proof) = &rekor.proof
+                {
+                    if let Some(root) = proof.root_from(&rekor.body) {
+                        assert_eq!(root.len(), 32);
+                    }
+                    let _ = proof.checkpoint_parts();
+                }
             }
         }
         // The referrers index and the bundle's artifact manifest.

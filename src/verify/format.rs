@@ -242,6 +242,109 @@ pub struct RekorEntry {
     /// The signed entry timestamp: the log key's signature over
     /// [`RekorEntry::signed_payload`].
     pub set: Vec<u8>,
+    /// The inclusion proof a bundle may carry beside the promise.
+    pub proof: Option<InclusionProof>,
+}
+
+/// A Merkle audit path (RFC 9162) from the entry to a tree head, and the
+/// log's signed checkpoint for that head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// The entry's index in the tree the proof is for.
+    pub index: i64,
+    pub tree_size: i64,
+    pub root_hash: Vec<u8>,
+    pub hashes: Vec<Vec<u8>>,
+    /// The signed note: `origin\nsize\nbase64(root)\n…\n\n— name sig\n`.
+    pub checkpoint: String,
+}
+
+impl InclusionProof {
+    /// The root the audit path leads to from the entry `body`, or `None`
+    /// when the path does not fit the index and size.
+    pub fn root_from(&self, body: &[u8]) -> Option<Vec<u8>> {
+        use sha2::{Digest as _, Sha256};
+        let node = |left: &[u8], right: &[u8]| {
+            let mut hasher = Sha256::new();
+            hasher.update([1u8]);
+            hasher.update(left);
+            hasher.update(right);
+            hasher.finalize().to_vec()
+        };
+        let (Ok(index), Ok(size)) = (u64::try_from(self.index), u64::try_from(self.tree_size))
+        else {
+            return None;
+        };
+        if index >= size {
+            return None;
+        }
+        let mut hasher = Sha256::new();
+        hasher.update([0u8]);
+        hasher.update(body);
+        let mut root = hasher.finalize().to_vec();
+        let (mut f, mut last) = (index, size - 1);
+        for sibling in &self.hashes {
+            if last == 0 || sibling.len() != 32 {
+                return None;
+            }
+            if f & 1 == 1 || f == last {
+                root = node(sibling, &root);
+                while f & 1 == 0 && f != 0 {
+                    f >>= 1;
+                    last >>= 1;
+                }
+            } else {
+                root = node(&root, sibling);
+            }
+            f >>= 1;
+            last >>= 1;
+        }
+        (last == 0).then_some(root)
+    }
+
+    /// The checkpoint's signed text, tree size, root hash and signatures
+    /// (each: key hint, signature), or why it is not a signed note.
+    pub fn checkpoint_parts(&self) -> Result<Checkpoint, String> {
+        let (text, signatures) = self
+            .checkpoint
+            .split_once("\n\n")
+            .ok_or("the checkpoint is not a signed note (no blank line)")?;
+        let mut lines = text.lines();
+        let _origin = lines.next().ok_or("the checkpoint is empty")?;
+        let size: i64 = lines
+            .next()
+            .and_then(|l| l.parse().ok())
+            .ok_or("the checkpoint names no tree size")?;
+        let root = lines
+            .next()
+            .and_then(|l| base64_standard(l).ok())
+            .ok_or("the checkpoint names no root hash")?;
+        let signatures = signatures
+            .lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix("\u{2014} ")?;
+                let (_name, signature) = rest.rsplit_once(' ')?;
+                let bytes = base64_standard(signature).ok()?;
+                (bytes.len() > 4).then(|| (bytes[..4].to_vec(), bytes[4..].to_vec()))
+            })
+            .collect();
+        Ok(Checkpoint {
+            signed: format!("{text}\n").into_bytes(),
+            size,
+            root,
+            signatures,
+        })
+    }
+}
+
+/// A checkpoint taken apart: the signed text, tree size, root, and each
+/// signature with its 4-byte key hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub signed: Vec<u8>,
+    pub size: i64,
+    pub root: Vec<u8>,
+    pub signatures: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl RekorEntry {
@@ -290,6 +393,7 @@ pub fn rekor_bundle(json: &[u8]) -> Result<RekorEntry, String> {
             .map_err(|_| "the Rekor log id is not hex".to_owned())?,
         set: base64_standard(&wire.signed_entry_timestamp)
             .map_err(|_| "the signed entry timestamp is not base64".to_owned())?,
+        proof: None,
     })
 }
 
@@ -458,12 +562,20 @@ pub fn bundle(json: &[u8]) -> Result<Bundle, String> {
     };
     let rekor = material.tlog_entries.into_iter().find_map(|entry| {
         let set = entry.inclusion_promise?.signed_entry_timestamp;
+        let proof = entry.inclusion_proof.map(|p| InclusionProof {
+            index: p.log_index,
+            tree_size: p.tree_size,
+            root_hash: p.root_hash,
+            hashes: p.hashes,
+            checkpoint: p.checkpoint.map(|c| c.envelope).unwrap_or_default(),
+        });
         Some(RekorEntry {
             body: entry.canonicalized_body,
             integrated_time: entry.integrated_time,
             log_index: entry.log_index,
             log_id: entry.log_id?.key_id,
             set,
+            proof,
         })
     });
     let Some(bundle::Content::DsseEnvelope(envelope)) = proto.content else {

@@ -59,6 +59,27 @@ struct Log {
     valid: Valid,
 }
 
+impl Log {
+    /// A bundle's inclusion proof: the audit path leads from the entry to
+    /// the root the log signed in the checkpoint.
+    fn check_inclusion(&self, proof: &format::InclusionProof, body: &[u8]) -> Result<(), String> {
+        if proof.root_from(body).as_deref() != Some(proof.root_hash.as_slice()) {
+            return Err("the Rekor inclusion proof does not lead to its root hash".into());
+        }
+        let checkpoint = proof.checkpoint_parts()?;
+        if checkpoint.size != proof.tree_size || checkpoint.root != proof.root_hash {
+            return Err("the Rekor checkpoint is for another tree than the inclusion proof".into());
+        }
+        let hint = self.key_id.get(..4).unwrap_or_default();
+        checkpoint
+            .signatures
+            .iter()
+            .any(|(h, signature)| h == hint && self.key.verifies(&checkpoint.signed, signature))
+            .then_some(())
+            .ok_or_else(|| "the Rekor checkpoint is not signed by the log's key".to_owned())
+    }
+}
+
 /// A time range in Unix seconds; either end may be open.
 #[derive(Clone, Copy)]
 struct Valid(Option<i64>, Option<i64>);
@@ -186,6 +207,9 @@ impl TrustedRoot {
             .ok_or("the Rekor entry is from a log the trusted root does not list")?;
         if !log.key.verifies(&rekor.signed_payload(), &rekor.set) {
             return Err("the Rekor signed entry timestamp does not verify".into());
+        }
+        if let Some(proof) = &rekor.proof {
+            log.check_inclusion(proof, &rekor.body)?;
         }
         let time = rekor.integrated_time;
         if !log.valid.contains(time) {

@@ -389,6 +389,32 @@ fn sigstore_bundles_sign_an_in_toto_statement_naming_the_image() {
         check_bundle(&good, &keyless, &image, DIGEST),
         Ok(format!("{SUBJECT} ({ISSUER})"))
     );
+    // Its inclusion proof leads to the checkpoint the log signed.
+    let proof = good.rekor.as_ref().unwrap().proof.clone().expect("a proof");
+    let mut off_path = good.clone();
+    off_path
+        .rekor
+        .as_mut()
+        .unwrap()
+        .proof
+        .as_mut()
+        .unwrap()
+        .hashes[0][0] ^= 1;
+    let why = check_bundle(&off_path, &keyless, &image, DIGEST).unwrap_err();
+    assert!(why.contains("inclusion proof does not lead"), "{why}");
+    let mut unsigned_head = good.clone();
+    let note = &mut unsigned_head
+        .rekor
+        .as_mut()
+        .unwrap()
+        .proof
+        .as_mut()
+        .unwrap()
+        .checkpoint;
+    *note = note.replacen("rekor.invalid - 1234", "rekor.invalid - 1235", 1);
+    let why = check_bundle(&unsigned_head, &keyless, &image, DIGEST).unwrap_err();
+    assert!(why.contains("checkpoint is not signed"), "{why}");
+    assert_eq!(proof.tree_size, 2);
     let why = check_bundle(&good, &keyless, &image, &DIGEST.replace('1', "2")).unwrap_err();
     assert!(why.contains("does not name"), "{why}");
     let elsewhere = bundle(

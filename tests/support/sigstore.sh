@@ -16,7 +16,8 @@
 #       signature of the file PAYLOAD by leaf NAME, logged in "Rekor"
 #   sigstore.sh bundle DIR NAME STATEMENT
 #       prints a Sigstore bundle (v0.3, DSSE over the in-toto STATEMENT
-#       file) signed by leaf NAME and logged in "Rekor"
+#       file) signed by leaf NAME and logged in "Rekor", with the inclusion
+#       promise and an inclusion proof (a two-entry tree) and checkpoint
 #   sigstore.sh bundle-key DIR KEY STATEMENT
 #       the same signed by the private key file KEY, without certificate
 #       or log entry (a key-based bundle)
@@ -42,6 +43,23 @@ rekor_entry() {
   printf '{"body":"%s","integratedTime":%s,"logID":"%s","logIndex":%s}' \
     "$(printf '%s' "$body" | b64)" "$TIME" "$LOG_ID" "$INDEX" > "$dir/set-payload"
   SET=$(ossl dgst -sha256 -sign "$dir/rekor.key" "$dir/set-payload" | b64)
+}
+
+# inclusion_proof DIR BODY: prints the inclusionProof JSON of BODY as the
+# second entry of a two-entry tree, with a checkpoint signed by the log key
+inclusion_proof() {
+  local dir=$1 body=$2 root note hint
+  { printf '\x00'; printf '%s' "$body"; } | openssl dgst -sha256 -binary > "$dir/leaf.bin"
+  head -c 32 /dev/urandom > "$dir/sibling.bin"
+  { printf '\x01'; cat "$dir/sibling.bin" "$dir/leaf.bin"; } | openssl dgst -sha256 -binary > "$dir/root.bin"
+  root=$(b64 < "$dir/root.bin")
+  printf 'rekor.invalid - 1234\n2\n%s\n' "$root" > "$dir/note"
+  ossl pkey -in "$dir/rekor.key" -pubout -outform DER | openssl dgst -sha256 -binary | head -c 4 > "$dir/hint.bin"
+  ossl dgst -sha256 -sign "$dir/rekor.key" "$dir/note" > "$dir/note.sig"
+  hint=$(cat "$dir/hint.bin" "$dir/note.sig" | b64)
+  note=$(printf 'rekor.invalid - 1234\\n2\\n%s\\n\\n\u2014 rekor.invalid %s\\n' "$root" "$hint")
+  printf '{"logIndex":"1","rootHash":"%s","treeSize":"2","hashes":["%s"],"checkpoint":{"envelope":"%s"}}' \
+    "$root" "$(b64 < "$dir/sibling.bin")" "$note"
 }
 
 case $1 in
@@ -114,8 +132,9 @@ EXT
       body=$(printf '{"apiVersion":"0.0.1","kind":"dsse","spec":{"payloadHash":{"algorithm":"sha256","value":"%s"},"signatures":[{"signature":"%s","verifier":"%s"}]}}' \
         "$(sha256sum "$statement" | cut -d' ' -f1)" "$sig" "$cert_pem")
       rekor_entry "$dir" "$body"
-      material=$(printf '"certificate":{"rawBytes":"%s"},"tlogEntries":[{"logIndex":"%s","logId":{"keyId":"%s"},"kindVersion":{"kind":"dsse","version":"0.0.1"},"integratedTime":"%s","inclusionPromise":{"signedEntryTimestamp":"%s"},"canonicalizedBody":"%s"}]' \
-        "$(ossl x509 -in "$dir/$signer.pem" -outform DER | b64)" "$INDEX" "$LOG_ID_B64" "$TIME" "$SET" "$(printf '%s' "$body" | b64)")
+      material=$(printf '"certificate":{"rawBytes":"%s"},"tlogEntries":[{"logIndex":"%s","logId":{"keyId":"%s"},"kindVersion":{"kind":"dsse","version":"0.0.1"},"integratedTime":"%s","inclusionPromise":{"signedEntryTimestamp":"%s"},"inclusionProof":%s,"canonicalizedBody":"%s"}]' \
+        "$(ossl x509 -in "$dir/$signer.pem" -outform DER | b64)" "$INDEX" "$LOG_ID_B64" "$TIME" "$SET" \
+        "$(inclusion_proof "$dir" "$body")" "$(printf '%s' "$body" | b64)")
     fi
     printf '{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{%s},"dsseEnvelope":{"payload":"%s","payloadType":"%s","signatures":[{"sig":"%s","keyid":""}]}}' \
       "$material" "$(b64 < "$statement")" "$type" "$sig"
