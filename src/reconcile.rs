@@ -1381,19 +1381,14 @@ fn promoted_from(report: &PassReport) -> Vec<audit::PromotedFrom> {
         .collect()
 }
 
-/// `Verified: <ns>:<name> <digest> key <fingerprint>` for each verified
-/// policy changed in this pass whose files do not pin the digest.
+/// `Verified: <ns>:<name> <digest> key <signer>` for each verified policy
+/// changed in this pass: the digest that was verified (also in the files
+/// when they pin digests) and who signed it, for the audit trail.
 fn verified_lines(report: &PassReport) -> Vec<String> {
     report
         .verified
         .iter()
-        .filter(|(id, _)| {
-            report
-                .selections
-                .get(*id)
-                .is_some_and(|s| s.digest.is_none())
-                && report.changes.iter().any(|c| &c.policy == *id)
-        })
+        .filter(|(id, _)| report.changes.iter().any(|c| &c.policy == *id))
         .map(|(id, v)| format!("Verified: {id} {} key {}", v.digest, v.key))
         .collect()
 }

@@ -223,7 +223,13 @@ fn only_tags_signed_by_the_teams_key_are_written_with_their_digest() {
         )),
         "without digest reflection the verified digest is in a trailer:\n{message}"
     );
-    assert!(!message.contains("Verified: default:app"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "Verified: default:app {} key sha256:",
+            app[1].digest
+        )),
+        "with digest reflection the trailer says who signed too:\n{message}"
+    );
     gpg.verify_commit(&remote.path, "main")
         .expect("signed commit");
     assert!(
