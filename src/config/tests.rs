@@ -188,6 +188,8 @@ fn every_error_names_file_line_and_column() {
     }
 }
 
+// Templates are checked by the runtime's renderer (src/message.rs).
+#[cfg(feature = "runtime")]
 #[test]
 fn ssh_signing_and_message_templates_are_accepted_and_templates_checked() {
     let config = load(
