@@ -513,7 +513,8 @@ impl Reader<'_> {
     /// folder, or a folder under it at `prefix`), entering only subtrees
     /// whose ids differ and reading only YAML files that changed. The raw
     /// trees are merge-joined in git's order after skipping the entries
-    /// they share byte for byte (most of a folder when one file changed).
+    /// they share byte for byte (most of a folder when one file changed),
+    /// and no further than their last difference.
     fn diff(
         &mut self,
         old: Option<Oid>,
@@ -559,6 +560,11 @@ impl Reader<'_> {
                     let (l, r) = (x.expect("ordered"), y.expect("ordered"));
                     if l.id != r.id || l.mode != r.mode {
                         self.added(Some(&l), &r, prefix, changes)?;
+                        // The rest the same byte for byte: nothing more
+                        // changed (most of a folder when one entry did).
+                        if left.0 == right.0 {
+                            break;
+                        }
                     }
                     x = left.next();
                     y = right.next();
