@@ -111,22 +111,19 @@ impl Timeline {
         policy: &PolicyId,
         scan_dir: &str,
     ) -> Result<Timeline, PromoteError> {
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_WORKERS);
-        self.read_with(repo, tip, policy, scan_dir, workers, CHUNK)
+        self.read_with(repo, tip, policy, scan_dir, None, CHUNK)
     }
 
-    /// [`Timeline::read`] with `workers` threads reading chunks of `chunk`
-    /// commits (one thread, on the caller's, when the new commits fit in
-    /// one chunk).
+    /// [`Timeline::read`] with `workers` threads (`None`: one per core)
+    /// reading chunks of `chunk` commits; on the caller's thread alone
+    /// when the new commits fit in one chunk.
     fn read_with(
         mut self,
         repo: &Repository,
         tip: Oid,
         policy: &PolicyId,
         scan_dir: &str,
-        workers: usize,
+        workers: Option<usize>,
         chunk: usize,
     ) -> Result<Timeline, PromoteError> {
         let fail = |what: &str, message: String| PromoteError {
@@ -157,7 +154,14 @@ impl Timeline {
         let first = walk.chunk(&mut objects, chunk).map_err(walk_error)?;
         let mut read = Vec::new();
         let mut walked = first.commits.len();
-        if workers <= 1 || walk.done() {
+        // Asked only now: the machine's parallelism costs system calls
+        // (cgroup limits), and most reads fit in one chunk.
+        let workers = walk.done().then_some(1).or(workers).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_WORKERS)
+        });
+        if workers <= 1 {
             // One thread, oldest chunk first (each starts where the one
             // before ended).
             let mut chunks = vec![first];

@@ -444,14 +444,14 @@ fn chunks_read_on_threads_give_the_timeline_one_thread_gives() {
                 .any(|p| p.2.as_ref().is_some_and(|e| e.1.is_none()))
         );
         let whole = Timeline::default()
-            .read_with(&repo, tip, &staging(), scan_dir, 1, usize::MAX)
+            .read_with(&repo, tip, &staging(), scan_dir, Some(1), usize::MAX)
             .unwrap();
         assert_eq!(periods(&whole), expected, "one chunk, {scan_dir:?}");
         assert_eq!(whole.commits_read, 300);
         // Chunks of 1, 7 and 64 commits, on one thread and on three.
         for (workers, chunk) in [(1, 7), (3, 1), (3, 7), (2, 64)] {
             let read = Timeline::default()
-                .read_with(&repo, tip, &staging(), scan_dir, workers, chunk)
+                .read_with(&repo, tip, &staging(), scan_dir, Some(workers), chunk)
                 .unwrap();
             let label = format!("{workers} workers, chunks of {chunk}, {scan_dir:?}");
             assert_eq!(read.holdings, whole.holdings, "{label}");
@@ -460,10 +460,17 @@ fn chunks_read_on_threads_give_the_timeline_one_thread_gives() {
             assert_eq!((read.tip, read.commits_read), (Some(tip), 300), "{label}");
             // A read on threads continues from where an earlier one ended.
             let earlier = Timeline::default()
-                .read_with(&repo, chain[130], &staging(), scan_dir, workers, chunk)
+                .read_with(
+                    &repo,
+                    chain[130],
+                    &staging(),
+                    scan_dir,
+                    Some(workers),
+                    chunk,
+                )
                 .unwrap();
             let grown = earlier
-                .read_with(&repo, tip, &staging(), scan_dir, workers, chunk)
+                .read_with(&repo, tip, &staging(), scan_dir, Some(workers), chunk)
                 .unwrap();
             assert_eq!(grown.commits_read, 169, "{label}");
             assert_eq!(grown.holdings, whole.holdings, "{label}");
