@@ -19,6 +19,14 @@
 //! force push) is read again from the root. Only files whose text names
 //! the source policy are parsed.
 //!
+//! A read of more than one chunk of commits (a first read of a long
+//! history) is spread over one thread per core, as `crowsnest history`
+//! is: this thread walks the chain and hands out chunks of consecutive
+//! commits; each worker diffs its chunk through its own object handle
+//! into a list of file changes per commit, starting from the tree of the
+//! commit before the chunk; the lists are then applied oldest first,
+//! which is the same sequence of changes one thread would have made.
+//!
 //! [`decide`] is pure: given the timeline, the time, the promotion's soak,
 //! rollback rule and signature rule, the source's ordering and the value
 //! the destination holds, every candidate value gets a [`Verdict`], and
@@ -86,7 +94,7 @@ pub struct Timeline {
     scan_tree: Option<Oid>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct FileState {
     /// The policy's setters in the file: field and value.
     setters: Vec<(Field, String)>,
@@ -97,79 +105,172 @@ impl Timeline {
     /// `tip`: only new first-parent commits when `tip` descends from the
     /// tip it was read at, from the root otherwise.
     pub fn read(
+        self,
+        repo: &Repository,
+        tip: Oid,
+        policy: &PolicyId,
+        scan_dir: &str,
+    ) -> Result<Timeline, PromoteError> {
+        self.read_with(repo, tip, policy, scan_dir, None, CHUNK)
+    }
+
+    /// [`Timeline::read`] with `workers` threads (`None`: one per core)
+    /// reading chunks of `chunk` commits; on the caller's thread alone
+    /// when the new commits fit in one chunk.
+    fn read_with(
         mut self,
         repo: &Repository,
         tip: Oid,
         policy: &PolicyId,
         scan_dir: &str,
+        workers: Option<usize>,
+        chunk: usize,
     ) -> Result<Timeline, PromoteError> {
         let fail = |what: &str, message: String| PromoteError {
             policy: policy.clone(),
             what: what.to_owned(),
             message,
         };
+        let walk_error = |m| fail("a commit", m);
+        let chunk = chunk.max(1);
         if self.tip == Some(tip) {
             self.commits_read = 0;
             return Ok(self);
         }
         let mut objects = Objects::open(repo).map_err(|m| fail("the object database", m))?;
-        let mut chain = Vec::new();
-        let mut at = Some(tip);
-        let mut reached_old = false;
-        while let Some(id) = at {
-            if Some(id) == self.tip {
-                reached_old = true;
-                break;
+        let mut walk = FirstParents {
+            at: Some(tip),
+            stop: self.tip,
+            stop_scan: self.scan_tree,
+            ahead: None,
+            reached_stop: false,
+        };
+        let needle = format!("\"{policy}\"");
+        let scope = Scope {
+            policy,
+            needle: &needle,
+            scan_dir,
+        };
+        let first = walk.chunk(&mut objects, chunk).map_err(walk_error)?;
+        let mut read = Vec::new();
+        let mut walked = first.commits.len();
+        // Asked only now: the machine's parallelism costs system calls
+        // (cgroup limits), and most reads fit in one chunk.
+        let workers = walk.done().then_some(1).or(workers).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_WORKERS)
+        });
+        if workers <= 1 {
+            // One thread, oldest chunk first (each starts where the one
+            // before ended).
+            let mut chunks = vec![first];
+            while !walk.done() {
+                let next = walk.chunk(&mut objects, chunk).map_err(walk_error)?;
+                walked += next.commits.len();
+                chunks.push(next);
             }
-            let commit = commit_info(&mut objects, id).map_err(|m| fail("a commit", m))?;
-            at = commit.parent;
-            chain.push((id, commit));
+            for (number, chunk) in chunks.into_iter().enumerate().rev() {
+                let part = scope
+                    .read(&mut objects, chunk)
+                    .map_err(|m| fail("a tree", m))?;
+                read.push((number, part));
+            }
+        } else {
+            // The walk goes on here while the workers, each with its own
+            // handle on the object database, diff chunks as they come.
+            let (sender, receiver) = std::sync::mpsc::channel::<(usize, Chunk)>();
+            let receiver = std::sync::Mutex::new(receiver);
+            let (parts, walk_result) = std::thread::scope(|threads| {
+                let handles: Vec<_> = (0..workers)
+                    .map(|_| {
+                        let (receiver, scope) = (&receiver, &scope);
+                        let mut objects = objects.clone();
+                        threads.spawn(move || {
+                            let mut parts = Vec::new();
+                            loop {
+                                let next = receiver.lock().expect("the chunk queue").recv();
+                                let Ok((number, chunk)) = next else { break };
+                                parts.push((number, scope.read(&mut objects, chunk)?));
+                            }
+                            Ok::<_, String>(parts)
+                        })
+                    })
+                    .collect();
+                let _ = sender.send((0, first));
+                let mut walk_result = Ok(());
+                let mut number = 1;
+                while !walk.done() {
+                    match walk.chunk(&mut objects, chunk) {
+                        Ok(next) => {
+                            walked += next.commits.len();
+                            let _ = sender.send((number, next));
+                            number += 1;
+                        }
+                        Err(message) => {
+                            walk_result = Err(message);
+                            break;
+                        }
+                    }
+                }
+                drop(sender);
+                let parts: Vec<_> = handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a promotion reader panicked"))
+                    .collect();
+                (parts, walk_result)
+            });
+            walk_result.map_err(walk_error)?;
+            for part in parts {
+                read.extend(part.map_err(|m| fail("a tree", m))?);
+            }
         }
-        if !reached_old {
+        if !walk.reached_stop {
             self = Timeline::default();
         }
-        self.commits_read = chain.len();
-        let needle = format!("\"{policy}\"");
-        for (id, commit) in chain.into_iter().rev() {
-            let scan_tree =
-                subtree(&mut objects, commit.tree, scan_dir).map_err(|m| fail("a tree", m))?;
-            if scan_tree == self.scan_tree {
-                continue;
+        self.commits_read = walked;
+        // Oldest chunk first; chunk 0 ends at the tip.
+        read.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
+        for (number, part) in read {
+            if number == 0 {
+                self.scan_tree = part.scan_tree;
             }
-            let previous = std::mem::replace(&mut self.scan_tree, scan_tree);
-            let mut reader = Reader {
-                objects: &mut objects,
-                policy,
-                needle: &needle,
-            };
-            reader
-                .diff(previous, scan_tree, "", &mut self.files)
-                .map_err(|m| fail("a tree", m))?;
-            let value = held_value(self.files.values());
-            let current = self.holdings.last().filter(|h| h.ended.is_none());
-            if current.map(|h| &h.value) == value.as_ref() {
-                continue;
-            }
-            if let Some(last) = self.holdings.last_mut().filter(|h| h.ended.is_none()) {
-                last.ended = Some(Ending {
-                    at: commit.time,
-                    commit: id,
-                    by: value.clone(),
-                });
-            }
-            if let Some(value) = value {
-                self.holdings.push(Holding {
-                    value,
-                    since: commit.time,
-                    commit: id,
-                    author: commit.author,
-                    signed: None,
-                    ended: None,
-                });
+            for step in part.steps {
+                self.record(step);
             }
         }
         self.tip = Some(tip);
         Ok(self)
+    }
+
+    /// Applies one commit's changes to the files and ends or starts a
+    /// period when the value the setters agree on moved.
+    fn record(&mut self, step: Step) {
+        for change in step.changes {
+            change.apply(&mut self.files);
+        }
+        let value = held_value(self.files.values());
+        let current = self.holdings.last().filter(|h| h.ended.is_none());
+        if current.map(|h| &h.value) == value.as_ref() {
+            return;
+        }
+        if let Some(last) = self.holdings.last_mut().filter(|h| h.ended.is_none()) {
+            last.ended = Some(Ending {
+                at: step.time,
+                commit: step.id,
+                by: value.clone(),
+            });
+        }
+        if let Some(value) = value {
+            self.holdings.push(Holding {
+                value,
+                since: step.time,
+                commit: step.id,
+                author: step.author,
+                signed: None,
+                ended: None,
+            });
+        }
     }
 
     /// Reads the signature verdict of every period's first commit that has
@@ -185,6 +286,165 @@ impl Timeline {
     /// The value the source holds at its tip.
     pub fn current(&self) -> Option<&Holding> {
         self.holdings.last().filter(|h| h.ended.is_none())
+    }
+}
+
+/// Commits per chunk: a first read longer than one is spread over
+/// threads a chunk at a time (consecutive commits keep a worker's
+/// delta-base cache warm; each chunk costs one extra diff, at its start).
+const CHUNK: usize = 2_000;
+
+/// Threads a first read uses at most.
+const MAX_WORKERS: usize = 8;
+
+/// The first-parent chain from a tip back to the tip read before (or the
+/// root), newest first, listed a chunk at a time.
+struct FirstParents {
+    /// The next commit to read.
+    at: Option<Oid>,
+    /// The tip the timeline was read at, where the walk stops.
+    stop: Option<Oid>,
+    /// The scanned folder's tree at `stop`.
+    stop_scan: Option<Oid>,
+    /// The commit read last, which opens the next chunk (its root tree
+    /// is where the chunk before starts).
+    ahead: Option<(Oid, CommitInfo)>,
+    reached_stop: bool,
+}
+
+/// Consecutive first-parent commits, and the tree the first of them is
+/// diffed against.
+struct Chunk {
+    /// Newest first, as walked.
+    commits: Vec<(Oid, CommitInfo)>,
+    start: Start,
+}
+
+/// Where a chunk's diffs start.
+enum Start {
+    /// The root tree of the commit before the chunk.
+    Root(Oid),
+    /// The scanned folder's tree, known: at the tip read before, or none
+    /// before the root commit.
+    Scan(Option<Oid>),
+}
+
+impl FirstParents {
+    fn done(&self) -> bool {
+        self.at.is_none() && self.ahead.is_none()
+    }
+
+    /// The next (up to) `size` commits.
+    fn chunk(&mut self, objects: &mut Objects, size: usize) -> Result<Chunk, String> {
+        let mut commits: Vec<_> = self.ahead.take().into_iter().collect();
+        while let Some(id) = self.at {
+            if Some(id) == self.stop {
+                self.reached_stop = true;
+                self.at = None;
+                break;
+            }
+            let commit = commit_info(objects, id)?;
+            self.at = commit.parent;
+            if commits.len() == size {
+                let start = Start::Root(commit.tree);
+                self.ahead = Some((id, commit));
+                return Ok(Chunk { commits, start });
+            }
+            commits.push((id, commit));
+        }
+        let start = Start::Scan(if self.reached_stop {
+            self.stop_scan
+        } else {
+            None
+        });
+        Ok(Chunk { commits, start })
+    }
+}
+
+/// What a chunk's commits did to the scanned folder.
+struct ChunkRead {
+    /// Oldest first: the commits that changed the files.
+    steps: Vec<Step>,
+    /// The scanned folder's tree at the newest commit.
+    scan_tree: Option<Oid>,
+}
+
+/// One commit's changes to the files.
+struct Step {
+    id: Oid,
+    time: i64,
+    author: String,
+    changes: Vec<Change>,
+}
+
+/// One change to the files a timeline tracks. A diff lists them in the
+/// order it finds them, and applied in that order they bring the files
+/// from one commit to the next: chunks diffed apart are stitched by
+/// applying their steps oldest first, exactly as one diff after another.
+#[derive(Debug)]
+enum Change {
+    Set(String, Vec<(Field, String)>),
+    Remove(String),
+    /// Every file under a folder (the prefix ends in `/`).
+    RemoveUnder(String),
+}
+
+impl Change {
+    fn apply(self, files: &mut HashMap<String, FileState>) {
+        match self {
+            Change::Set(path, setters) => {
+                files.insert(path, FileState { setters });
+            }
+            Change::Remove(path) => {
+                files.remove(&path);
+            }
+            Change::RemoveUnder(prefix) => files.retain(|path, _| !path.starts_with(&prefix)),
+        }
+    }
+}
+
+/// What a read looks for: one policy's setters under one folder.
+struct Scope<'a> {
+    policy: &'a PolicyId,
+    needle: &'a str,
+    scan_dir: &'a str,
+}
+
+impl Scope<'_> {
+    /// Diffs each commit of `chunk` against the one before, oldest first.
+    fn read(&self, objects: &mut Objects, chunk: Chunk) -> Result<ChunkRead, String> {
+        let mut previous = match chunk.start {
+            Start::Root(tree) => subtree(objects, tree, self.scan_dir)?,
+            Start::Scan(scan) => scan,
+        };
+        let mut steps = Vec::new();
+        for (id, commit) in chunk.commits.into_iter().rev() {
+            let scan_tree = subtree(objects, commit.tree, self.scan_dir)?;
+            if scan_tree == previous {
+                continue;
+            }
+            let mut changes = Vec::new();
+            Reader {
+                objects: &mut *objects,
+                policy: self.policy,
+                needle: self.needle,
+            }
+            .diff(previous, scan_tree, "", &mut changes)?;
+            previous = scan_tree;
+            // Files unchanged, value unchanged: no step.
+            if !changes.is_empty() {
+                steps.push(Step {
+                    id,
+                    time: commit.time,
+                    author: commit.author,
+                    changes,
+                });
+            }
+        }
+        Ok(ChunkRead {
+            steps,
+            scan_tree: previous,
+        })
     }
 }
 
@@ -253,17 +513,18 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Brings `files` from tree `old` to tree `new` (both the scanned
+    /// Lists the changes that bring the files from tree `old` to tree `new` (both the scanned
     /// folder, or a folder under it at `prefix`), entering only subtrees
     /// whose ids differ and reading only YAML files that changed. The raw
     /// trees are merge-joined in git's order after skipping the entries
-    /// they share byte for byte (most of a folder when one file changed).
+    /// they share byte for byte (most of a folder when one file changed),
+    /// and no further than their last difference.
     fn diff(
         &mut self,
         old: Option<Oid>,
         new: Option<Oid>,
         prefix: &str,
-        files: &mut HashMap<String, FileState>,
+        changes: &mut Vec<Change>,
     ) -> Result<(), String> {
         if old == new {
             return Ok(());
@@ -290,19 +551,24 @@ impl Reader<'_> {
                 // Only in the old tree: gone.
                 Ordering::Less => {
                     let l = x.expect("ordered");
-                    self.gone(&l, prefix, files);
+                    self.gone(&l, prefix, changes);
                     x = left.next();
                 }
                 // Only in the new tree: added.
                 Ordering::Greater => {
                     let r = y.expect("ordered");
-                    self.added(None, &r, prefix, files)?;
+                    self.added(None, &r, prefix, changes)?;
                     y = right.next();
                 }
                 Ordering::Equal => {
                     let (l, r) = (x.expect("ordered"), y.expect("ordered"));
                     if l.id != r.id || l.mode != r.mode {
-                        self.added(Some(&l), &r, prefix, files)?;
+                        self.added(Some(&l), &r, prefix, changes)?;
+                        // The rest the same byte for byte: nothing more
+                        // changed (most of a folder when one entry did).
+                        if left.0 == right.0 {
+                            break;
+                        }
                     }
                     x = left.next();
                     y = right.next();
@@ -321,13 +587,13 @@ impl Reader<'_> {
     }
 
     /// An entry of the old tree that the new one lacks.
-    fn gone(&mut self, entry: &RawEntry<'_>, prefix: &str, files: &mut HashMap<String, FileState>) {
+    fn gone(&mut self, entry: &RawEntry<'_>, prefix: &str, changes: &mut Vec<Change>) {
         let path = format!("{prefix}{}", String::from_utf8_lossy(entry.name));
-        if entry.is_tree() {
-            remove_under(files, &format!("{path}/"));
+        changes.push(if entry.is_tree() {
+            Change::RemoveUnder(format!("{path}/"))
         } else {
-            files.remove(&path);
-        }
+            Change::Remove(path)
+        });
     }
 
     /// An entry new or changed in the new tree (`was`: its old version).
@@ -336,37 +602,33 @@ impl Reader<'_> {
         was: Option<&RawEntry<'_>>,
         entry: &RawEntry<'_>,
         prefix: &str,
-        files: &mut HashMap<String, FileState>,
+        changes: &mut Vec<Change>,
     ) -> Result<(), String> {
         let name = String::from_utf8_lossy(entry.name);
         let path = format!("{prefix}{name}");
         let was_tree = was.filter(|w| w.is_tree()).map(RawEntry::oid);
         if entry.is_tree() {
             if was.is_some() && was_tree.is_none() {
-                files.remove(&path);
+                changes.push(Change::Remove(path.clone()));
             }
-            return self.diff(was_tree, Some(entry.oid()), &format!("{path}/"), files);
+            return self.diff(was_tree, Some(entry.oid()), &format!("{path}/"), changes);
         }
         if was_tree.is_some() {
-            remove_under(files, &format!("{path}/"));
+            changes.push(Change::RemoveUnder(format!("{path}/")));
         }
         if !entry.is_file() || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
-            files.remove(&path);
+            changes.push(Change::Remove(path));
             return Ok(());
         }
         let (_, bytes) = self.objects.read(entry.oid())?;
         let setters = setters_in(&bytes, &path, self.policy, self.needle);
-        if setters.is_empty() {
-            files.remove(&path);
+        changes.push(if setters.is_empty() {
+            Change::Remove(path)
         } else {
-            files.insert(path, FileState { setters });
-        }
+            Change::Set(path, setters)
+        });
         Ok(())
     }
-}
-
-fn remove_under(files: &mut HashMap<String, FileState>, prefix: &str) {
-    files.retain(|path, _| !path.starts_with(prefix));
 }
 
 /// The value `policy`'s markers under `scan_dir` hold at `commit` (what
@@ -381,13 +643,17 @@ pub fn value_at(
     let tree = commit_info(&mut objects, commit)?.tree;
     let scan_tree = subtree(&mut objects, tree, scan_dir)?;
     let needle = format!("\"{policy}\"");
-    let mut files = HashMap::new();
+    let mut changes = Vec::new();
     Reader {
         objects: &mut objects,
         policy,
         needle: &needle,
     }
-    .diff(None, scan_tree, "", &mut files)?;
+    .diff(None, scan_tree, "", &mut changes)?;
+    let mut files = HashMap::new();
+    for change in changes {
+        change.apply(&mut files);
+    }
     Ok(held_value(files.values()))
 }
 

@@ -1,6 +1,8 @@
 //! Timelines read from real repositories built with git2 (commits with set
 //! times), and decisions over them.
 
+use std::collections::BTreeMap;
+
 use git2::{Repository, Signature, Time};
 
 use super::*;
@@ -30,25 +32,34 @@ fn history(steps: &[(i64, &str, &str)]) -> (tempfile::TempDir, Repository) {
         let sub = sub.write().unwrap();
         let mut root = repo.treebuilder(None).unwrap();
         root.insert("staging", sub, 0o040000).unwrap();
-        let tree = repo.find_tree(root.write().unwrap()).unwrap();
-        let parents: Vec<git2::Commit> = parent
-            .iter()
-            .map(|p| repo.find_commit(*p).unwrap())
-            .collect();
-        let refs: Vec<&git2::Commit> = parents.iter().collect();
-        let id = repo
-            .commit(
-                Some("refs/heads/main"),
-                &who,
-                &who,
-                &format!("set {tag}"),
-                &tree,
-                &refs,
-            )
-            .unwrap();
+        let id = commit_on_main(
+            &repo,
+            parent,
+            &who,
+            root.write().unwrap(),
+            &format!("set {tag}"),
+        );
         parent = Some(id);
     }
     (dir, repo)
+}
+
+/// Commits `tree` on `main` after `parent`, by and at `who`.
+fn commit_on_main(
+    repo: &Repository,
+    parent: Option<Oid>,
+    who: &Signature,
+    tree: Oid,
+    message: &str,
+) -> Oid {
+    let tree = repo.find_tree(tree).unwrap();
+    let parents: Vec<git2::Commit> = parent
+        .iter()
+        .map(|p| repo.find_commit(*p).unwrap())
+        .collect();
+    let refs: Vec<&git2::Commit> = parents.iter().collect();
+    repo.commit(Some("refs/heads/main"), who, who, message, &tree, &refs)
+        .unwrap()
 }
 
 fn tip(repo: &Repository) -> Oid {
@@ -263,4 +274,207 @@ fn values_split_into_tag_and_digest() {
     assert_eq!(tag_and_digest("127.0.0.1:5000/app:2"), (Some("2"), None));
     assert_eq!(tag_and_digest("1.2.3"), (Some("1.2.3"), None));
     assert_eq!(tag_and_digest("r/app"), (None, None));
+}
+
+/// Writes the folders of `files` (path to content) as nested trees.
+fn write_tree(repo: &Repository, files: &BTreeMap<String, String>) -> Oid {
+    let mut here = repo.treebuilder(None).unwrap();
+    let mut folders: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+    for (path, text) in files {
+        match path.split_once('/') {
+            Some((folder, rest)) => {
+                folders
+                    .entry(folder)
+                    .or_default()
+                    .insert(rest.to_owned(), text.clone());
+            }
+            None => {
+                let blob = repo.blob(text.as_bytes()).unwrap();
+                here.insert(path, blob, 0o100644).unwrap();
+            }
+        }
+    }
+    for (folder, inside) in folders {
+        here.insert(folder, write_tree(repo, &inside), 0o040000)
+            .unwrap();
+    }
+    here.write().unwrap()
+}
+
+/// A seeded history of `commits` commits on `main` that moves the setters
+/// of `staging:app` every way a diff can see: two image markers that agree
+/// or not, tag and digest markers, files deleted, a folder replaced by a
+/// file and back, setters in files that do not parse or are not YAML,
+/// other policies, and commits outside `env/` or with no change at all.
+fn scrambled_history(commits: usize) -> (tempfile::TempDir, Repository, Vec<Oid>) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init_bare(dir.path().join("r.git")).unwrap();
+    let marker = |field: &str| {
+        if field.is_empty() {
+            r#"# {"$imagepolicy": "staging:app"}"#.to_owned()
+        } else {
+            format!(r#"# {{"$imagepolicy": "staging:app:{field}"}}"#)
+        }
+    };
+    let image = |tag: u64| {
+        format!(
+            "kind: Deployment\nspec:\n  image: r.example/app:1.0.{tag} {}\n",
+            marker("")
+        )
+    };
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut chain = Vec::new();
+    let mut parent: Option<Oid> = None;
+    for n in 0..commits as u64 {
+        rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let pick = (rng >> 33) % 14;
+        let tag = (rng >> 20) % 3;
+        match pick {
+            0..=2 => {
+                files.insert("env/a/app.yaml".into(), image(tag));
+            }
+            3 | 4 => {
+                files.retain(|p, _| !p.starts_with("env/b"));
+                files.insert("env/b/app.yaml".into(), image(tag));
+            }
+            5 => {
+                files.remove("env/b/app.yaml");
+            }
+            6 => {
+                // The folder env/b becomes a file, and its setters go.
+                files.retain(|p, _| !p.starts_with("env/b/"));
+                files.insert("env/b".into(), image(tag));
+            }
+            7 => {
+                files.insert(
+                    "env/c/tags.yml".into(),
+                    format!(
+                        "tag: 1.0.{tag} {}\ndigest: sha256:{tag:064} {}\n",
+                        marker("tag"),
+                        marker("digest")
+                    ),
+                );
+            }
+            8 => {
+                files.remove("env/c/tags.yml");
+            }
+            9 => {
+                let text = format!("image: [unclosed 1.0.{tag} {}\n", marker(""));
+                files.insert("env/a/broken.yaml".into(), text);
+            }
+            10 => {
+                files.insert("env/a/notes.txt".into(), image(tag));
+                files.insert(
+                    "env/a/other.yaml".into(),
+                    image(tag).replace("staging:app", "staging:other"),
+                );
+            }
+            11 => {
+                files.insert("other/app.yaml".into(), image(tag));
+            }
+            12 => {
+                // Only the tag and digest markers are left.
+                files.retain(|p, _| !p.starts_with("env/a/") && !p.starts_with("env/b"));
+            }
+            _ => {} // The same tree again.
+        }
+        let time = Time::new(T0 + n as i64 * HOUR, 0);
+        let who =
+            Signature::new(["ada", "bo", "cy"][n as usize % 3], "a@example.com", &time).unwrap();
+        let tree = write_tree(&repo, &files);
+        let id = commit_on_main(&repo, parent, &who, tree, &format!("step {n}"));
+        chain.push(id);
+        parent = Some(id);
+    }
+    (dir, repo, chain)
+}
+
+/// A period as a timeline lists it: its value, the commit it landed
+/// with, and the commit that ended it with the value that replaced it.
+type Period = (String, Oid, Option<(Oid, Option<String>)>);
+
+/// The periods `value_at` gives, commit by commit from scratch: what a
+/// timeline must hold.
+fn periods_from_scratch(repo: &Repository, chain: &[Oid], scan_dir: &str) -> Vec<Period> {
+    let mut periods: Vec<Period> = Vec::new();
+    let mut held: Option<String> = None;
+    for &id in chain {
+        let value = value_at(repo, id, &staging(), scan_dir).unwrap();
+        if value == held {
+            continue;
+        }
+        if let Some(last) = periods.last_mut().filter(|p| p.2.is_none()) {
+            last.2 = Some((id, value.clone()));
+        }
+        if let Some(value) = &value {
+            periods.push((value.clone(), id, None));
+        }
+        held = value;
+    }
+    periods
+}
+
+fn periods(timeline: &Timeline) -> Vec<Period> {
+    timeline
+        .holdings
+        .iter()
+        .map(|h| {
+            (
+                h.value.clone(),
+                h.commit,
+                h.ended.as_ref().map(|e| (e.commit, e.by.clone())),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn chunks_read_on_threads_give_the_timeline_one_thread_gives() {
+    let (_dir, repo, chain) = scrambled_history(300);
+    let tip = *chain.last().unwrap();
+    for scan_dir in ["env", ""] {
+        let expected = periods_from_scratch(&repo, &chain, scan_dir);
+        assert!(expected.len() > 20, "{} periods", expected.len());
+        assert!(
+            expected
+                .iter()
+                .any(|p| p.2.as_ref().is_some_and(|e| e.1.is_none()))
+        );
+        let whole = Timeline::default()
+            .read_with(&repo, tip, &staging(), scan_dir, Some(1), usize::MAX)
+            .unwrap();
+        assert_eq!(periods(&whole), expected, "one chunk, {scan_dir:?}");
+        assert_eq!(whole.commits_read, 300);
+        // Chunks of 1, 7 and 64 commits, on one thread and on three.
+        for (workers, chunk) in [(1, 7), (3, 1), (3, 7), (2, 64)] {
+            let read = Timeline::default()
+                .read_with(&repo, tip, &staging(), scan_dir, Some(workers), chunk)
+                .unwrap();
+            let label = format!("{workers} workers, chunks of {chunk}, {scan_dir:?}");
+            assert_eq!(read.holdings, whole.holdings, "{label}");
+            assert_eq!(read.files, whole.files, "{label}");
+            assert_eq!(read.scan_tree, whole.scan_tree, "{label}");
+            assert_eq!((read.tip, read.commits_read), (Some(tip), 300), "{label}");
+            // A read on threads continues from where an earlier one ended.
+            let earlier = Timeline::default()
+                .read_with(
+                    &repo,
+                    chain[130],
+                    &staging(),
+                    scan_dir,
+                    Some(workers),
+                    chunk,
+                )
+                .unwrap();
+            let grown = earlier
+                .read_with(&repo, tip, &staging(), scan_dir, Some(workers), chunk)
+                .unwrap();
+            assert_eq!(grown.commits_read, 169, "{label}");
+            assert_eq!(grown.holdings, whole.holdings, "{label}");
+            assert_eq!(grown.files, whole.files, "{label}");
+        }
+    }
 }
