@@ -145,7 +145,7 @@ impl Timeline {
             ahead: None,
             reached_stop: false,
         };
-        let needle = format!("\"{policy}\"");
+        let needle = marker_needle(policy);
         let scope = Scope {
             policy,
             needle: &needle,
@@ -642,7 +642,7 @@ pub fn value_at(
     let mut objects = Objects::open(repo)?;
     let tree = commit_info(&mut objects, commit)?.tree;
     let scan_tree = subtree(&mut objects, tree, scan_dir)?;
-    let needle = format!("\"{policy}\"");
+    let needle = marker_needle(policy);
     let mut changes = Vec::new();
     Reader {
         objects: &mut objects,
@@ -709,6 +709,12 @@ pub fn ordering(
 
 /// The source policy's setters in one file version (none if the file does
 /// not name the policy or does not parse).
+/// What a file must contain to hold a setter of `policy`: its id, bare, as
+/// every marker spells it (`"ns:name"`, `"ns:name:tag"`, kpt setters).
+fn marker_needle(policy: &PolicyId) -> String {
+    policy.to_string()
+}
+
 fn setters_in(bytes: &[u8], path: &str, policy: &PolicyId, needle: &str) -> Vec<(Field, String)> {
     if memchr::memmem::find(bytes, needle.as_bytes()).is_none() {
         return Vec::new();

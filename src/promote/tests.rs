@@ -20,13 +20,21 @@ fn deployment(tag: &str) -> String {
 /// A repository whose `main` gets one commit per `(hours after T0, tag,
 /// author)`, each setting `staging/app.yaml` to that tag.
 fn history(steps: &[(i64, &str, &str)]) -> (tempfile::TempDir, Repository) {
+    history_of(steps, deployment)
+}
+
+/// [`history`] with `staging/app.yaml` rendered by `render` from the tag.
+fn history_of(
+    steps: &[(i64, &str, &str)],
+    render: fn(&str) -> String,
+) -> (tempfile::TempDir, Repository) {
     let dir = tempfile::tempdir().unwrap();
     let repo = Repository::init_bare(dir.path().join("r.git")).unwrap();
     let mut parent: Option<Oid> = None;
     for (hours, tag, author) in steps {
         let time = Time::new(T0 + hours * HOUR, 0);
         let who = Signature::new(author, "a@example.com", &time).unwrap();
-        let blob = repo.blob(deployment(tag).as_bytes()).unwrap();
+        let blob = repo.blob(render(tag).as_bytes()).unwrap();
         let mut sub = repo.treebuilder(None).unwrap();
         sub.insert("app.yaml", blob, 0o100644).unwrap();
         let sub = sub.write().unwrap();
@@ -137,6 +145,23 @@ fn periods_follow_the_first_parent_chain_with_their_times_and_authors() {
             .current()
             .is_some_and(|h| h.value.ends_with("1.2.0"))
     );
+}
+
+#[test]
+fn values_set_only_by_tag_markers_are_read() {
+    // Helm-style values: the name and the tag each carry their own marker;
+    // neither comment holds the bare `"staging:app"`.
+    fn values(tag: &str) -> String {
+        format!(
+            "image:\n  repository: r.example/app # {{\"$imagepolicy\": \"staging:app:name\"}}\n  tag: {tag} # {{\"$imagepolicy\": \"staging:app:tag\"}}\n"
+        )
+    }
+    let (_dir, repo) = history_of(&[(0, "1.0.0", "bot"), (10, "1.1.0", "bot")], values);
+    let timeline = Timeline::default()
+        .read(&repo, tip(&repo), &staging(), "staging")
+        .unwrap();
+    let held: Vec<&str> = timeline.holdings.iter().map(|h| h.value.as_str()).collect();
+    assert_eq!(held, ["1.0.0", "1.1.0"]);
 }
 
 #[test]
