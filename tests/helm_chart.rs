@@ -807,6 +807,14 @@ fn bad_values_are_rejected_with_a_clear_message() {
             ],
         ),
         (
+            Some("repositories-duplicate-name"),
+            &["repositories[1]: the name \"team-a\" is used twice (also repositories[0])"],
+        ),
+        (
+            Some("repositories-auth-differs"),
+            &["repositories[staging] and repositories[production] use one url with different auth"],
+        ),
+        (
             Some("repositories-without-url"),
             &[SCHEMA, "at '/repositories/0'", "missing property 'url'"],
         ),

@@ -60,7 +60,12 @@ the names of their volumes.
 {{- fail "give git.url (one repository) or repositories (several), not both" }}
 {{- end }}
 {{- $byUrl := dict }}
+{{- $names := dict }}
 {{- range $i, $r := .Values.repositories }}
+{{- if hasKey $names $r.name }}
+{{- fail (printf "repositories[%d]: the name %q is used twice (also repositories[%d]); names must be unique: they name the status section, the metric label and --repository" $i $r.name (get $names $r.name)) }}
+{{- end }}
+{{- $_ := set $names $r.name $i }}
 {{- $auth := default dict $r.auth }}
 {{- $signing := default dict $r.signing }}
 {{- $entry := dict "name" $r.name "v" $r "label" (printf "repositories[%s]" $r.name) "gitSecret" (default (printf "%s-%s-git" $full $r.name) $auth.existingSecret) "signingSecret" (default (printf "%s-%s-signing" $full $r.name) $signing.existingSecret) "gitDir" (printf "/etc/crowsnest/repositories/%s/git" $r.name) "signingDir" (printf "/etc/crowsnest/repositories/%s/signing" $r.name) "gitVolume" (printf "repo-%d-git" $i) "signingVolume" (printf "repo-%d-signing" $i) "sharesAuth" false }}
