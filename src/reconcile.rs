@@ -280,6 +280,9 @@ impl Fleet {
             );
         }
         let sources = Arc::new(sources);
+        // Verdicts are keyed by image, digest and trust: every entry shares
+        // them, so a fleet verifies a shared image's digest once.
+        let verdicts = Arc::new(verify::Verdicts::default());
         let entries = config
             .repositories
             .iter()
@@ -292,7 +295,7 @@ impl Fleet {
                     listing: listing.clone(),
                     sources: sources.clone(),
                     timelines: Mutex::new(HashMap::new()),
-                    verdicts: verify::Verdicts::default(),
+                    verdicts: verdicts.clone(),
                     clone,
                     writer: Mutex::new(None),
                     warned: Mutex::new(HashSet::new()),
@@ -319,8 +322,8 @@ pub struct Reconciler {
     /// Promotion sources read so far, by source entry and policy: later
     /// passes read only the new commits.
     timelines: Mutex<HashMap<(String, PolicyId), Timeline>>,
-    /// Signature verdicts by digest and key set.
-    verdicts: verify::Verdicts,
+    /// Signature verdicts by digest and trust, shared by the fleet.
+    verdicts: Arc<verify::Verdicts>,
     clone: Arc<SharedClone>,
     /// The entry's branches, author, signer and template, loaded by the
     /// first pass; a Flux automation may change the branches and author.
