@@ -122,6 +122,34 @@ fn policy(host: &str, app: &str, reflection: &str) -> String {
     )
 }
 
+/// Writes `dir/crowsnest.yaml` for `remote` and the registry at `host`
+/// (plain http), commits signed with `signer` when given, with `tail`
+/// appended (top-level keys); returns its path.
+fn write_config(
+    dir: &Path,
+    remote: &Remote,
+    host: &str,
+    signer: Option<&GpgKey>,
+    tail: &str,
+) -> String {
+    let signing = signer.map_or(String::new(), |gpg| {
+        format!(
+            "  signing:\n    format: openpgp\n    keyFile: {}\n",
+            gpg.key_file.display()
+        )
+    });
+    let config = dir.join("crowsnest.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n{signing}registries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n{tail}",
+            url = remote.url(),
+        ),
+    )
+    .unwrap();
+    config.to_str().unwrap().to_owned()
+}
+
 fn crowsnest(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_crowsnest"))
         .args(args)
@@ -185,17 +213,7 @@ fn only_tags_signed_by_the_teams_key_are_written_with_their_digest() {
     ]);
     let gpg = GpgKey::ed25519();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("crowsnest.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n",
-            url = remote.url(),
-            key = gpg.key_file.display(),
-        ),
-    )
-    .unwrap();
-    let config = config.to_str().unwrap().to_owned();
+    let config = write_config(dir.path(), &remote, &host, Some(&gpg), "");
 
     let once = crowsnest(dir.path(), &["once", "--config", &config]);
     assert_eq!(
@@ -393,21 +411,8 @@ fn keyless_signatures_and_referrer_bundles_are_checked_offline_against_the_trust
     ]);
     let gpg = GpgKey::ed25519();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("crowsnest.yaml");
-    let write_config = |trusted_root: &str| {
-        std::fs::write(
-            &config,
-            format!(
-                "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n{trusted_root}",
-                url = remote.url(),
-                key = gpg.key_file.display(),
-            ),
-        )
-        .unwrap();
-    };
     // Without a trusted root nothing keyless is taken.
-    write_config("");
-    let config = config.to_str().unwrap().to_owned();
+    let config = write_config(dir.path(), &remote, &host, Some(&gpg), "");
     let refused = crowsnest(dir.path(), &["once", "--config", &config]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
     assert!(
@@ -420,10 +425,16 @@ fn keyless_signatures_and_referrer_bundles_are_checked_offline_against_the_trust
         deployment(&host, "app", "1.0.0")
     );
 
-    write_config(&format!(
-        "sigstore:\n  trustedRoot: {}\n",
-        trust.path().join("trusted_root.json").display()
-    ));
+    write_config(
+        dir.path(),
+        &remote,
+        &host,
+        Some(&gpg),
+        &format!(
+            "sigstore:\n  trustedRoot: {}\n",
+            trust.path().join("trusted_root.json").display()
+        ),
+    );
     let before = registry.request_count();
     let once = crowsnest(dir.path(), &["once", "--config", &config]);
     assert_eq!(
@@ -533,15 +544,7 @@ fn a_tag_moved_between_verification_and_write_is_not_written() {
         ("apps/app.yaml", &deployment(&host, "app", "1.0.0")),
     ]);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("crowsnest.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n",
-            url = remote.url(),
-        ),
-    )
-    .unwrap();
+    let config = write_config(dir.path(), &remote, &host, None, "");
     // The signature is read while the tag still points to the signed
     // image; the proxy holds that request while the tag is moved in the
     // real registry, so the check just before the commit sees the move.
@@ -553,7 +556,7 @@ fn a_tag_moved_between_verification_and_write_is_not_written() {
         }],
     );
     let child = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
-        .args(["once", "--config", config.to_str().unwrap()])
+        .args(["once", "--config", &config])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -623,16 +626,8 @@ fn a_bundle_listed_by_the_referrers_api_is_read_without_the_fallback_tag() {
         ("apps/app.yaml", &deployment(&host, "app", "1.0.0")),
     ]);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("crowsnest.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n",
-            url = remote.url(),
-        ),
-    )
-    .unwrap();
-    let once = crowsnest(dir.path(), &["once", "--config", config.to_str().unwrap()]);
+    let config = write_config(dir.path(), &remote, &host, None, "");
+    let once = crowsnest(dir.path(), &["once", "--config", &config]);
     assert_eq!(once.status.code(), Some(0), "{}", text(&once.stderr));
     assert_eq!(
         text(&remote.file("main", "apps/app.yaml").unwrap()),

@@ -124,18 +124,11 @@ fn verify_keys(
             ));
         }
         for (path, at) in &verify.public_keys {
-            let file = dir.join(path);
-            if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
-                problems.push(format!("{at}: verify.publicKeys {path} is a symbolic link; crowsnest does not follow links"));
-                continue;
-            }
-            match std::fs::read_to_string(&file) {
-                Ok(text) => {
-                    if let Err(e) = crate::verify::PublicKey::from_pem(&text) {
-                        problems.push(format!("{at}: verify.publicKeys {path}: {e}"));
-                    }
-                }
-                Err(e) => problems.push(format!("{at}: verify.publicKeys {path}: {e}")),
+            let read = super::signatures::checkout_file(dir, path).and_then(|bytes| {
+                crate::verify::PublicKey::from_pem(&String::from_utf8_lossy(&bytes))
+            });
+            if let Err(e) = read {
+                problems.push(format!("{at}: verify.publicKeys {path}: {e}"));
             }
         }
     }

@@ -18,7 +18,7 @@ use crate::audit::record::parse_policy_id;
 use crate::audit::time::format_time;
 use crate::cli::{Exit, ExplainArgs};
 use crate::commands::signatures;
-use crate::commands::tags::{TagSource, list_tags, render_all};
+use crate::commands::tags::{TagList, TagSource, list_tags, render_all};
 use crate::config::Config;
 use crate::git::verify::Verifier;
 use crate::model::PolicyId;
@@ -97,19 +97,18 @@ fn plan(args: &ExplainArgs) -> Result<Plan, String> {
 }
 
 /// Rewrites a `verify` policy's verdicts with its signature check (keys
-/// read from the explained revision; the trusted root from the config).
+/// read from the explained revision; the trusted root from the config the
+/// tags were listed with, through the same client).
 async fn check_signatures(
     plan: &Plan,
     policy: &Policy,
     verify: &crate::policy::Verify,
+    listed: &TagList,
     decision: &mut crate::policy::Decision,
 ) -> Result<(), String> {
-    let config = plan
-        .config
-        .as_deref()
-        .map(Config::load)
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    let TagList::Registry { client, config, .. } = listed else {
+        return Ok(());
+    };
     let trust = {
         let repo = history::open(&plan.here.repo).map_err(|e| e.to_string())?;
         signatures::trust(
@@ -121,17 +120,9 @@ async fn check_signatures(
             config.as_ref().and_then(|c| c.trusted_root.as_deref()),
         )?
     };
-    let registries = config.map(|c| c.registries).unwrap_or_default();
-    let registry = crate::registry::Registry::new(&registries).map_err(|e| e.to_string())?;
-    signatures::check(
-        decision,
-        &policy.selector(),
-        &policy.image,
-        &trust,
-        &registry,
-    )
-    .await
-    .map_err(|e| e.to_string())
+    signatures::check(decision, &policy.selector(), &policy.image, &trust, client)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A promotion's explanation, as `--json` prints it.
@@ -226,7 +217,8 @@ pub async fn run(args: ExplainArgs) -> Exit {
         };
         let mut decision = policy.selector().explain(&tags.tags());
         if let Some(verify) = &policy.verify
-            && let Err(message) = check_signatures(&plan, &policy, verify, &mut decision).await
+            && let Err(message) =
+                check_signatures(&plan, &policy, verify, &tags, &mut decision).await
         {
             eprintln!("error: {message}");
             return Exit::Failed;

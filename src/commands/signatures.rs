@@ -47,20 +47,12 @@ pub(crate) fn trust(
     let mut loaded = Vec::new();
     for (path, at) in &verify.public_keys {
         let bytes = match &keys {
-            Keys::Checkout(root) => {
-                let file = root.join(path);
-                if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
-                    return Err(format!(
-                        "{at}: verify.publicKeys {path} is a symbolic link; crowsnest does not follow links"
-                    ));
-                }
-                std::fs::read(&file).map_err(|e| format!("{at}: verify.publicKeys {path}: {e}"))?
-            }
-            Keys::Git { repo, rev } => read_blob(repo, rev, path)
-                .map_err(|e| format!("{at}: verify.publicKeys {path}: {e}"))?,
+            Keys::Checkout(root) => checkout_file(root, path),
+            Keys::Git { repo, rev } => read_blob(repo, rev, path),
         };
         loaded.push(
-            PublicKey::from_pem(&String::from_utf8_lossy(&bytes))
+            bytes
+                .and_then(|b| PublicKey::from_pem(&String::from_utf8_lossy(&b)))
                 .map_err(|e| format!("{at}: verify.publicKeys {path}: {e}"))?,
         );
     }
@@ -75,6 +67,15 @@ pub(crate) fn trust(
         }
     };
     Ok(Trust::new(loaded, Identity::compile(&verify.keyless), root))
+}
+
+/// A key file of the checkout at `root`, never through a symbolic link.
+pub(crate) fn checkout_file(root: &Path, path: &str) -> Result<Vec<u8>, String> {
+    let file = root.join(path);
+    if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err("a symbolic link; crowsnest does not follow links".into());
+    }
+    std::fs::read(&file).map_err(|e| e.to_string())
 }
 
 fn read_blob(repo: &git2::Repository, rev: &str, path: &str) -> Result<Vec<u8>, String> {

@@ -166,10 +166,18 @@ fn valid_tags<'t>(path: &str, text: &'t str) -> Vec<&'t str> {
 
 /// What [`list_tags`] read: the text of a tag list, split and checked by
 /// [`TagList::tags`] without copying a tag, or a registry's tags.
-#[derive(Debug)]
 pub enum TagList {
-    Text { path: String, text: String },
-    Registry(Vec<String>),
+    Text {
+        path: String,
+        text: String,
+    },
+    Registry {
+        tags: Vec<String>,
+        /// The client that listed them (its auth already settled) and the
+        /// config it came from, for further requests such as signatures.
+        client: crate::registry::Registry,
+        config: Option<Box<crate::config::Config>>,
+    },
 }
 
 impl TagList {
@@ -179,7 +187,7 @@ impl TagList {
     pub fn tags(&self) -> Vec<&str> {
         match self {
             TagList::Text { path, text } => valid_tags(path, text),
-            TagList::Registry(tags) => tags.iter().map(String::as_str).collect(),
+            TagList::Registry { tags, .. } => tags.iter().map(String::as_str).collect(),
         }
     }
 }
@@ -217,12 +225,18 @@ pub async fn list_tags(source: &TagSource) -> Result<TagList, TagsError> {
             })
         }
         TagSource::Registry { image, config } => {
-            let registries = match config {
-                Some(path) => crate::config::Config::load(path)?.registries,
-                None => crate::config::RegistriesConfig::default(),
-            };
-            let registry = crate::registry::Registry::new(&registries)?;
-            Ok(TagList::Registry(registry.list_tags(image).await?))
+            let config = config
+                .as_deref()
+                .map(crate::config::Config::load)
+                .transpose()?
+                .map(Box::new);
+            let registries = config.as_ref().map(|c| c.registries.clone());
+            let client = crate::registry::Registry::new(&registries.unwrap_or_default())?;
+            Ok(TagList::Registry {
+                tags: client.list_tags(image).await?,
+                client,
+                config,
+            })
         }
     }
 }
@@ -402,17 +416,19 @@ async fn execute(args: &TagsArgs) -> Result<(String, Exit), TagsError> {
     let tags = listed.tags();
     let selector = chosen.selector();
     let exit = |picked: bool| if picked { Exit::Ok } else { Exit::Failed };
-    let verified = match (&chosen.verify, &source) {
-        (Some((verify, file)), TagSource::Registry { image, config }) => {
-            Some((verify, file, image, config))
-        }
-        (Some(_), _) => {
+    let verified = match (&chosen.verify, &source, &listed) {
+        (
+            Some((verify, file)),
+            TagSource::Registry { image, .. },
+            TagList::Registry { client, config, .. },
+        ) => Some((verify, file, image, client, config)),
+        (Some(_), _, _) => {
             eprintln!(
                 "warning: the policy's verify is not checked for tags read from a file (name the image to read them from its registry)"
             );
             None
         }
-        (None, _) => None,
+        (None, _, _) => None,
     };
     // With verify, the signature check rewrites verdicts: every tag is shown.
     if !args.json && !args.all && verified.is_none() {
@@ -423,20 +439,14 @@ async fn execute(args: &TagsArgs) -> Result<(String, Exit), TagsError> {
         return Ok((text, exit(summary.selected.is_some())));
     }
     let mut decision = selector.explain(&tags);
-    if let Some((verify, file, image, config)) = verified {
-        let config = config
-            .as_deref()
-            .map(crate::config::Config::load)
-            .transpose()?;
+    if let Some((verify, file, image, client, config)) = verified {
         let trust = super::signatures::trust(
             verify,
             super::signatures::Keys::Checkout(&super::signatures::checkout_root(file)),
             config.as_ref().and_then(|c| c.trusted_root.as_deref()),
         )
         .map_err(TagsError::Verify)?;
-        let registries = config.map(|c| c.registries).unwrap_or_default();
-        let registry = crate::registry::Registry::new(&registries)?;
-        super::signatures::check(&mut decision, &selector, image, &trust, &registry).await?;
+        super::signatures::check(&mut decision, &selector, image, &trust, client).await?;
     }
     if !args.json {
         let skipped = decision.count(Verdict::NotNumeric);

@@ -210,10 +210,16 @@ const SUBJECT: &str = "https://github.com/acme/app/.github/workflows/release.yml
 /// Runs tests/support/sigstore.sh (openssl standing in for cosign, Fulcio
 /// and Rekor) and returns its output.
 fn sigstore(args: &[&str]) -> Vec<u8> {
+    sigstore_with(&[], args)
+}
+
+/// [`sigstore`] with environment variables set (e.g. `LEAF_EKU`).
+fn sigstore_with(env: &[(&str, &str)], args: &[&str]) -> Vec<u8> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sigstore.sh");
     let out = Command::new("bash")
         .arg(script)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("bash runs");
     assert!(
@@ -229,6 +235,17 @@ fn identities(issuer: &str, subject: &str) -> Vec<Identity> {
         issuer: issuer.into(),
         subject: subject.into(),
     }])
+}
+
+/// A throwaway "Fulcio" CA and "Rekor" key in a folder, its trusted root,
+/// and a leaf `ci` for [`ISSUER`] and [`SUBJECT`].
+fn ci_signer() -> (tempfile::TempDir, Arc<TrustedRoot>) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    sigstore(&["root", d]);
+    sigstore(&["leaf", d, "ci", ISSUER, SUBJECT]);
+    let json = std::fs::read(dir.path().join("trusted_root.json")).unwrap();
+    (dir, Arc::new(TrustedRoot::from_json(&json).unwrap()))
 }
 
 /// A `.sig` layer as cosign writes it for a keyless signature.
@@ -252,14 +269,8 @@ fn keyless_layer(dir: &Path, leaf: &str, payload: &[u8]) -> SignatureLayer {
 
 #[test]
 fn keyless_signatures_are_checked_against_the_trusted_root_and_identity() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, root) = ci_signer();
     let d = dir.path().to_str().unwrap();
-    sigstore(&["root", d]);
-    sigstore(&["leaf", d, "ci", ISSUER, SUBJECT]);
-    let root = Arc::new(
-        TrustedRoot::from_json(&std::fs::read(dir.path().join("trusted_root.json")).unwrap())
-            .unwrap(),
-    );
     let image = ImageName::parse("localhost:5000/team/app").unwrap();
     let good = payload("localhost:5000/team/app", DIGEST);
     let signed = keyless_layer(dir.path(), "ci", &good);
@@ -312,13 +323,10 @@ fn keyless_signatures_are_checked_against_the_trusted_root_and_identity() {
     );
 
     // A certificate of the right CA and identity, but not for code signing.
-    let status = Command::new("bash")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sigstore.sh"))
-        .args(["leaf", d, "web", ISSUER, SUBJECT])
-        .env("LEAF_EKU", "serverAuth")
-        .status()
-        .expect("bash runs");
-    assert!(status.success());
+    sigstore_with(
+        &[("LEAF_EKU", "serverAuth")],
+        &["leaf", d, "web", ISSUER, SUBJECT],
+    );
     let web = keyless_layer(dir.path(), "web", &good);
     let why = check(&web, &trust(ISSUER, ".*")).unwrap_err();
     assert!(why.contains("not for code signing"), "{why}");
@@ -358,14 +366,8 @@ fn keyless_signatures_are_checked_against_the_trusted_root_and_identity() {
 
 #[test]
 fn sigstore_bundles_sign_an_in_toto_statement_naming_the_image() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, root) = ci_signer();
     let d = dir.path().to_str().unwrap();
-    sigstore(&["root", d]);
-    sigstore(&["leaf", d, "ci", ISSUER, SUBJECT]);
-    let root = Arc::new(
-        TrustedRoot::from_json(&std::fs::read(dir.path().join("trusted_root.json")).unwrap())
-            .unwrap(),
-    );
     let image = ImageName::parse("localhost:5000/team/app").unwrap();
     let statement = |name: &str, digest: &str| {
         format!(
