@@ -6,11 +6,12 @@
 //! (exclusive) on each of its days. A span whose `to` is earlier than its
 //! `from` crosses midnight and belongs to the day it starts on (`Fri
 //! 22:00–02:00` is open until Saturday 02:00). Local times come from the
-//! tz database bundled into the binary (`jiff`), DST included: a `from`
-//! that a spring-forward gap skips is moved forward by the gap's length
-//! (02:30 becomes 03:30, jiff's "compatible" rule, as cron-like schedulers
-//! do), and a `from` that an autumn fold repeats opens at its first
-//! occurrence.
+//! tz database bundled into the binary (`jiff`), DST included. The window
+//! follows the wall clock: it is open whenever the local time reads inside
+//! a span, so a `from` that a spring-forward gap skips opens at the jump
+//! (02:30 opens at 03:00 when 02:00 jumps to 03:00), a `from` that an
+//! autumn fold repeats opens at its first occurrence, and a fold that turns
+//! the clock back into a span opens it again.
 
 use std::fmt;
 
@@ -90,15 +91,37 @@ impl Span {
         }
     }
 
-    /// The first opening of this span after `at` (strictly).
+    /// The first opening of this span after `at` (strictly): the first
+    /// instant the wall clock reads `from` on one of the days, or a DST
+    /// transition that moves the wall clock into the span (a gap skipping
+    /// `from` opens at its end; a fold can reopen a span it reaches back
+    /// into). Every candidate is checked with [`Span::open_at`], so the
+    /// two never disagree.
     fn next_opening(&self, at: Timestamp) -> Option<Timestamp> {
+        const HORIZON_DAYS: i64 = 9;
         let start: Date = at.to_zoned(self.zone.clone()).date();
-        (0..9i64)
+        let readings = (0..HORIZON_DAYS)
             .filter_map(|offset| start.checked_add(jiff::Span::new().days(offset)).ok())
             .filter(|date| self.days[index(date.weekday())])
-            .filter_map(|date| date.to_datetime(self.from).to_zoned(self.zone.clone()).ok())
-            .map(|zoned| zoned.timestamp())
-            .find(|opening| *opening > at)
+            .flat_map(|date| {
+                let ambiguous = self
+                    .zone
+                    .to_ambiguous_timestamp(date.to_datetime(self.from));
+                [ambiguous.earlier().ok(), ambiguous.later().ok()]
+            })
+            .flatten();
+        let horizon = at
+            .checked_add(jiff::SignedDuration::from_hours(24 * HORIZON_DAYS))
+            .unwrap_or(Timestamp::MAX);
+        let transitions = self
+            .zone
+            .following(at)
+            .map(|transition| transition.timestamp())
+            .take_while(|t| *t <= horizon);
+        readings
+            .chain(transitions)
+            .filter(|candidate| *candidate > at && self.open_at(*candidate))
+            .min()
     }
 }
 
@@ -235,16 +258,18 @@ mod tests {
         assert!(w.is_open(at("2027-03-13T14:30:00Z")));
         assert!(w.is_open(at("2027-03-14T13:30:00Z")));
         assert!(!w.is_open(at("2027-03-14T14:30:00Z")));
-        // 02:30 does not exist on that day: it is moved forward by the
-        // gap's hour, to 03:30 EDT.
+        // 02:30 does not exist on that day: the wall clock jumps from
+        // 02:00 EST to 03:00 EDT, past `from`, so the span opens at the jump.
         let gap = Window {
             spans: vec![span(&[6], "02:30", "04:00", "America/New_York")],
         };
         assert_eq!(
             gap.next_opening(at("2027-03-14T00:00:00Z")),
-            Some(at("2027-03-14T07:30:00Z")),
-            "03:30 EDT"
+            Some(at("2027-03-14T07:00:00Z")),
+            "03:00 EDT"
         );
+        assert!(gap.is_open(at("2027-03-14T07:00:00Z")));
+        assert!(!gap.is_open(at("2027-03-14T06:59:59Z")));
         // Berlin's autumn fold: 02:30 happens twice on 2026-10-25; the
         // span opens at the first (00:30 UTC).
         let fold = Window {
@@ -254,6 +279,77 @@ mod tests {
             fold.next_opening(at("2026-10-24T12:00:00Z")),
             Some(at("2026-10-25T00:30:00Z"))
         );
+    }
+
+    #[test]
+    fn an_autumn_fold_reopens_a_span_the_clock_falls_back_into() {
+        // Berlin, Sunday 2026-10-25: 03:00 CEST falls back to 02:00 CET at
+        // 01:00Z. 01:00-02:30 is open until 02:30 CEST (00:30Z), and again
+        // from the fold (02:00 CET) until 02:30 CET (01:30Z).
+        let w = Window {
+            spans: vec![span(&[6], "01:00", "02:30", "Europe/Berlin")],
+        };
+        assert!(w.is_open(at("2026-10-25T00:29:59Z")));
+        assert!(!w.is_open(at("2026-10-25T00:30:00Z")));
+        assert_eq!(
+            w.next_opening(at("2026-10-25T00:30:00Z")),
+            Some(at("2026-10-25T01:00:00Z"))
+        );
+        assert!(w.is_open(at("2026-10-25T01:29:59Z")));
+        assert!(!w.is_open(at("2026-10-25T01:30:00Z")));
+    }
+
+    /// Zones with one-hour, half-hour and midnight transitions, and none.
+    const ZONES: [&str; 8] = [
+        "UTC",
+        "Europe/Berlin",
+        "America/New_York",
+        "Australia/Lord_Howe",
+        "America/Santiago",
+        "Pacific/Chatham",
+        "Asia/Kolkata",
+        "America/Havana",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// `next_opening` is the first minute the window is open, found by
+        /// walking the clock minute by minute from an instant near one of
+        /// the zone's DST transitions (spans and transitions fall on whole
+        /// minutes, so the walk misses nothing).
+        #[test]
+        fn next_opening_is_the_first_open_minute(
+            zone in proptest::sample::select(&ZONES[..]),
+            days in 1u8..128,
+            from in 0i64..1440,
+            to in 0i64..1440,
+            transition in 0usize..4,
+            offset in -2880i64..2880,
+        ) {
+            let clock = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
+            let tz = TimeZone::get(zone).unwrap();
+            let base = tz
+                .following(at("2026-01-01T00:00:00Z"))
+                .nth(transition)
+                .map(|t| t.timestamp())
+                .unwrap_or(at("2026-06-01T00:00:00Z"));
+            let start = base
+                .checked_add(jiff::SignedDuration::from_mins(offset))
+                .unwrap();
+            let days: Vec<usize> = (0..7).filter(|d| days & (1 << d) != 0).collect();
+            let w = Window {
+                spans: vec![span(&days, &clock(from), &clock(to), zone)],
+            };
+            let walked = (0..8 * 1440)
+                .map(|m| start.checked_add(jiff::SignedDuration::from_mins(m)).unwrap())
+                .find(|t| w.is_open(*t));
+            let next = w.next_opening(start);
+            if let Some(next) = next {
+                proptest::prop_assert!(w.is_open(next), "{w}: {next} is not open");
+            }
+            proptest::prop_assert_eq!(next, walked, "{} from {}", w, start);
+        }
     }
 
     #[test]
