@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(bundle) = format::bundle(body) {
                 let pae = format::pae(&bundle.payload_type, &bundle.payload);
                 assert!(pae.ends_with(&bundle.payload));
-                let _ = format::in_toto_subjects(&bundle.payload);
+                let _ = format::in_toto_statement(&bundle.payload);
                 if let Some(rekor) = &bundle.rekor
                     && let Some(proof) = &rekor.proof
                 {

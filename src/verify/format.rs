@@ -45,6 +45,11 @@ pub const BUNDLE_ARTIFACT_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
 pub const BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// The DSSE payload type of an in-toto statement.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// The predicate type of the statement `cosign sign` puts in a bundle: an
+/// image signature. Attestations (SBOMs, provenance, scans) made by the
+/// same key or identity sit beside it as referrers with other predicate
+/// types, and none of them says "this image may be deployed".
+pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 
 /// The tag cosign's scheme puts an image's signatures under.
 pub fn signature_tag(digest: &str) -> Option<String> {
@@ -611,12 +616,22 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The subjects of an in-toto statement: name and sha256 (hex).
-pub fn in_toto_subjects(payload: &[u8]) -> Result<Vec<(String, String)>, String> {
+/// An in-toto statement: its predicate type and its subjects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub predicate_type: String,
+    /// Name and sha256 (hex) of each subject that has a sha256.
+    pub subjects: Vec<(String, String)>,
+}
+
+/// An in-toto statement's predicate type and subjects.
+pub fn in_toto_statement(payload: &[u8]) -> Result<Statement, String> {
     #[derive(Deserialize)]
     struct StatementWire {
         #[serde(rename = "_type")]
         kind: String,
+        #[serde(default, rename = "predicateType")]
+        predicate_type: String,
         #[serde(default)]
         subject: Vec<SubjectWire>,
     }
@@ -635,11 +650,14 @@ pub fn in_toto_subjects(payload: &[u8]) -> Result<Vec<(String, String)>, String>
             statement.kind
         ));
     }
-    Ok(statement
-        .subject
-        .into_iter()
-        .filter_map(|s| Some((s.name, s.digest.get("sha256")?.clone())))
-        .collect())
+    Ok(Statement {
+        predicate_type: statement.predicate_type,
+        subjects: statement
+            .subject
+            .into_iter()
+            .filter_map(|s| Some((s.name, s.digest.get("sha256")?.clone())))
+            .collect(),
+    })
 }
 
 fn base64_standard(text: &str) -> Result<Vec<u8>, base64::DecodeError> {

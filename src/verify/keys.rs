@@ -75,9 +75,12 @@ impl PublicKey {
 
     /// Whether `signature` is this key's over `message` as cosign signs:
     /// ECDSA (ASN.1 DER) and RSA (PKCS #1 v1.5) over its SHA-256, Ed25519
-    /// over the message itself.
+    /// over the message itself; a P-384 key also over SHA-384, the hash
+    /// sigstore-go (cosign v3) pairs with that curve.
     pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
         self.verifies_with(Hash::Sha256, message, signature)
+            || (matches!(self.kind, KeyKind::P384(_))
+                && self.verifies_with(Hash::Sha384, message, signature))
     }
 
     /// Whether `signature` is this key's over `message` hashed with `hash`

@@ -76,6 +76,11 @@ fn key(dir: &Path, kind: &str) -> (String, String) {
 }
 
 fn sign(dir: &Path, kind: &str, private: &str, payload: &[u8]) -> String {
+    sign_hashed(dir, kind, private, payload, "-sha256")
+}
+
+/// [`sign`], ECDSA and RSA over the hash `openssl dgst` names (`-sha384`).
+fn sign_hashed(dir: &Path, kind: &str, private: &str, payload: &[u8], hash: &str) -> String {
     std::fs::write(dir.join("payload.json"), payload).unwrap();
     if kind == "ed25519" {
         openssl(
@@ -97,7 +102,7 @@ fn sign(dir: &Path, kind: &str, private: &str, payload: &[u8]) -> String {
             dir,
             &[
                 "dgst",
-                "-sha256",
+                hash,
                 "-sign",
                 private,
                 "-out",
@@ -170,6 +175,29 @@ fn every_key_kind_verifies_its_own_signature_and_nothing_else() {
             "{kind}"
         );
     }
+    // sigstore-go signs with P-384 over SHA-384; that verifies too, and
+    // SHA-384 is no way around a P-256 key.
+    let sha384 = layer(&sign_hashed(
+        dir.path(),
+        "p384",
+        &pairs[1].0,
+        &good,
+        "-sha384",
+    ));
+    assert_eq!(
+        check_simple_signing(&sha384, &good, &keyed(&keys[1..=1]), &image, DIGEST),
+        Ok(keys[1].fingerprint.clone())
+    );
+    let p256_sha384 = layer(&sign_hashed(
+        dir.path(),
+        "p256",
+        &pairs[0].0,
+        &good,
+        "-sha384",
+    ));
+    assert!(
+        check_simple_signing(&p256_sha384, &good, &keyed(&keys[0..=0]), &image, DIGEST).is_err()
+    );
     // A valid signature over another digest or another repository is refused.
     let (p256_key, _) = &pairs[0];
     let other_digest = payload("registry.example.com/team/app", &DIGEST.replace('0', "f"));
@@ -426,6 +454,21 @@ fn sigstore_bundles_sign_an_in_toto_statement_naming_the_image() {
     );
     let why = check_bundle(&elsewhere, &keyless, &image, DIGEST).unwrap_err();
     assert!(why.contains("team/other"), "{why}");
+    // An attestation by the same identity over the same image (here an
+    // SBOM) is not a signature of it.
+    let sbom = bundle(
+        "ci",
+        statement("localhost:5000/team/app", DIGEST).replace(
+            "https://sigstore.dev/cosign/sign/v1",
+            "https://cyclonedx.org/bom",
+        ),
+        "bundle",
+    );
+    let why = check_bundle(&sbom, &keyless, &image, DIGEST).unwrap_err();
+    assert!(
+        why.contains("attestation") && why.contains("cyclonedx"),
+        "{why}"
+    );
 
     // A key-based bundle (no certificate, no log entry).
     let (private, public) = key(dir.path(), "p256");

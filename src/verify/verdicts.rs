@@ -369,8 +369,15 @@ pub(super) fn check_bundle(
         &bundle.payload,
     )?;
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    let subjects = format::in_toto_subjects(&bundle.payload)?;
-    let Some((name, _)) = subjects.iter().find(|(_, sha)| sha == hex) else {
+    let statement = format::in_toto_statement(&bundle.payload)?;
+    if statement.predicate_type != format::COSIGN_SIGN_PREDICATE {
+        return Err(format!(
+            "the bundle is an attestation ({:?}), not an image signature ({})",
+            statement.predicate_type,
+            format::COSIGN_SIGN_PREDICATE
+        ));
+    }
+    let Some((name, _)) = statement.subjects.iter().find(|(_, sha)| sha == hex) else {
         return Err(format!("the bundle's statement does not name {digest}"));
     };
     if !name.is_empty() && !names_image(name, image) {
