@@ -573,11 +573,13 @@ impl Scheduler {
                         entry.next_pass = at;
                     }
                 }
+                // Entries whose branches this entry promotes from, itself
+                // included (folder per environment): a commit there starts
+                // a candidate's soak, which the next pass times exactly.
                 entry.sources = report
                     .promotions
                     .values()
                     .map(|p| p.repository.clone())
-                    .filter(|r| *r != name)
                     .collect();
                 let committed = report.commit.is_some();
                 if !entry.settled {
@@ -587,7 +589,8 @@ impl Scheduler {
                 entry.status.ready = true;
                 self.passed(index, report, wall);
                 if committed {
-                    // Promotions reading this entry's branch see the commit now.
+                    // Promotions reading this entry's branch see the commit
+                    // now, this entry's own included (one more pass).
                     for other in &mut self.entries {
                         if other.sources.contains(&name) {
                             other.wanted = true;
