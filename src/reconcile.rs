@@ -1246,15 +1246,10 @@ impl Reconciler {
             }
         }
         let resolved = inspected.clone();
-        selection.digest = reflect_digest(
-            &self.registry,
-            policy,
-            inventory,
-            &selection.tag,
-            inspected,
-        )
-        .await
-        .map_err(registry_failure)?;
+        selection.digest =
+            reflect_digest(&self.registry, policy, inventory, &selection.tag, inspected)
+                .await
+                .map_err(registry_failure)?;
         // The digest the registry gives the tag now, when this pass asked.
         let asked = match (&resolved, &selection.digest) {
             (Some(digest), _) => Some(digest.clone()),
@@ -1418,7 +1413,7 @@ pub fn planned_writes(
                 write.new = Some(change.new.clone());
             } else if let Some(held) = report.held.iter().find(|c| c.at == at) {
                 write.why = Some(format!(
-                    "held: {} is lower than the current value (allowDowngrade is false)",
+                    "held: {} is lower than the current value; allowDowngrade is false",
                     held.new
                 ));
             } else if planned.iter().any(|c| c.at == at) {

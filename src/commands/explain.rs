@@ -193,11 +193,13 @@ impl WindowState {
 }
 
 /// One kind's explanation: its table and summary, the same as JSON, and
-/// what the pick would write (`None`: nothing picked).
+/// the pick's selection (`None`: nothing picked), whose writes are shown
+/// even when the downgrade guard holds it (then it is not `picked`).
 struct Explained {
     text: String,
     json: serde_json::Value,
     selection: Option<Selection>,
+    picked: bool,
 }
 
 /// One setter and what would be written there, as `--json` prints it.
@@ -263,7 +265,9 @@ pub async fn run(args: ExplainArgs) -> Exit {
     }
     let Some(policy) = inventory.policies.get(id).cloned() else {
         match inventory.disabled.get(id) {
-            Some(at) => eprintln!("error: {at}: policy {id} is disabled by a problem in its files (see `crowsnest check`)"),
+            Some(at) => eprintln!(
+                "error: {at}: policy {id} is disabled by a problem in its files (see `crowsnest check`)"
+            ),
             None => eprintln!(
                 "error: {}: no policy {id} in {}/ at {}",
                 plan.here.repo.display(),
@@ -315,8 +319,9 @@ pub async fn run(args: ExplainArgs) -> Exit {
     if args.json {
         let mut json = explained.json;
         json["window"] = serde_json::to_value(&window).expect("serializes");
-        json["writes"] = serde_json::to_value(writes.iter().map(WriteJson::from).collect::<Vec<_>>())
-            .expect("serializes");
+        json["writes"] =
+            serde_json::to_value(writes.iter().map(WriteJson::from).collect::<Vec<_>>())
+                .expect("serializes");
         let mut text = serde_json::to_string_pretty(&json).expect("serializes");
         text.push('\n');
         print!("{text}");
@@ -330,7 +335,7 @@ pub async fn run(args: ExplainArgs) -> Exit {
         }
         print!("{}", render_writes(&writes));
     }
-    if explained.selection.is_some() {
+    if explained.picked {
         Exit::Ok
     } else {
         Exit::Failed
@@ -399,6 +404,8 @@ async fn explain_registry(
         Some(tag) => format!("\nselected {tag} by {label}\n"),
         None => format!("\nno tag matched {label}\n"),
     };
+    // The tag the writes are planned for: the pick, even one the guard holds.
+    let pick = decision.selected.clone();
     if let (Some(i), Some(current)) = (decision.selected_index(), &current)
         && !policy.permits(current, &decision.candidates[i].tag)
     {
@@ -418,7 +425,7 @@ async fn explain_registry(
         candidate.verdict = Verdict::OutsideWindow;
         candidate.detail = format!("{waiting}; {}", candidate.detail);
     }
-    let selection = match (&decision.selected, &tags) {
+    let selection = match (&pick, &tags) {
         (Some(tag), TagList::Registry { client, .. }) => Some(Selection {
             tag: tag.clone(),
             digest: reconcile::reflect_digest(client, policy, inventory, tag, None)
@@ -436,6 +443,7 @@ async fn explain_registry(
     Ok(Explained {
         text: render_table(&decision) + &footer,
         json,
+        picked: decision.selected.is_some(),
         selection,
     })
 }
@@ -519,15 +527,14 @@ fn explain_promotion(
                 policy.declared_at
             )));
         }
-        let verifier =
-            Verifier::load(&plan.verify).map_err(|e| usage(format!("--verify: {e}")))?;
+        let verifier = Verifier::load(&plan.verify).map_err(|e| usage(format!("--verify: {e}")))?;
         timeline.verify(source_repo, &verifier);
     }
     let order = promote::ordering(&promote.from, |id| {
         promote::policy_at(source_repo, source_tip, &source.policies_dir, id)
     });
-    let current = promote::value_at(&here_repo, here_tip, &policy.id, &inventory.scan_dir)
-        .map_err(failed)?;
+    let current =
+        promote::value_at(&here_repo, here_tip, &policy.id, &inventory.scan_dir).map_err(failed)?;
     // The tag the daemon's downgrade guard compares with.
     let current_tag =
         reconcile::current_tag(inventory, &policy.id).filter(|_| !policy.allow_downgrade);
@@ -636,6 +643,7 @@ fn explain_promotion(
         Explained {
             text: out,
             json,
+            picked: selection.is_some(),
             selection,
         },
         order,
