@@ -212,6 +212,9 @@ pub struct Candidate {
 /// `not_numeric` (numerical: skipped), `lower_than_pick` (eligible but
 /// ranks below the pick in the policy's order), `tied_with_pick` (ranks
 /// equal to the pick, which is listed first; ties go to the first listed).
+/// `crowsnest explain` may also set `unsigned` and `bad_signature` (the
+/// signature check), `lower_than_current` (the downgrade guard holds the
+/// pick) and `outside_window` (the pick waits for the policy's window).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Decision {
     pub selected: Option<String>,
