@@ -811,11 +811,7 @@ impl Reconciler {
             {
                 Ok((order, promotion)) => {
                     if let Some(order) = order {
-                        if let Some(p) = inventory.policies.get_mut(&policy.id) {
-                            p.rule = order.rule;
-                            p.filter = order.filter;
-                            p.exclusions = order.exclusions;
-                        }
+                        take_ordering(inventory, &policy.id, order);
                     }
                     if let Some(at) = promotion.decision.next_change {
                         let at = std::time::UNIX_EPOCH
@@ -823,16 +819,9 @@ impl Reconciler {
                         report.wake_at = Some(report.wake_at.map_or(at, |w| w.min(at)));
                     }
                     if let Some(picked) = promotion.decision.picked() {
-                        let (tag, digest) = promote::tag_and_digest(&picked.value);
-                        if let Some(tag) = tag {
+                        if let Some(selection) = promoted_selection(&picked.value) {
                             info!(policy = %policy.id, from = %promotion.from, value = %picked.value, commit = %picked.commit, "promotion picked");
-                            selections.insert(
-                                policy.id.clone(),
-                                Selection {
-                                    tag: tag.to_owned(),
-                                    digest: digest.map(str::to_owned),
-                                },
-                            );
+                            selections.insert(policy.id.clone(), selection);
                         }
                     }
                     report.promotions.insert(policy.id.clone(), promotion);
@@ -1257,17 +1246,10 @@ impl Reconciler {
             }
         }
         let resolved = inspected.clone();
-        selection.digest = match (policy.digest_reflection, inspected) {
-            (DigestReflection::Never, _) => None,
-            (_, Some(digest)) => Some(digest),
-            (reflection, None) => {
-                let known = known_digest(inventory, &policy.id, &selection.tag);
-                self.registry
-                    .digest(&policy.image, &selection.tag, reflection, known.as_deref())
-                    .await
-                    .map_err(registry_failure)?
-            }
-        };
+        selection.digest =
+            reflect_digest(&self.registry, policy, inventory, &selection.tag, inspected)
+                .await
+                .map_err(registry_failure)?;
         // The digest the registry gives the tag now, when this pass asked.
         let asked = match (&resolved, &selection.digest) {
             (Some(digest), _) => Some(digest.clone()),
@@ -1313,14 +1295,136 @@ fn read_inventory(
     entry: &RepositoryConfig,
 ) -> Result<(Inventory, Vec<Finding>), ReconcileError> {
     let source = GitSource::new(repo, base)?;
-    let options = inventory::Options {
+    Ok(Inventory::build_with(
+        &source,
+        &inventory_options(config, entry),
+    )?)
+}
+
+/// Where a repository entry's policies and setters are, as a pass reads them.
+pub fn inventory_options<'a>(
+    config: &'a Config,
+    entry: &'a RepositoryConfig,
+) -> inventory::Options<'a> {
+    inventory::Options {
         policies_dir: &entry.git.policies,
         scan_dir: &entry.git.path,
         flux_in_scan_dir: config.flux.scan_path,
         automation: config.flux.automation.as_ref(),
         automation_path: entry.unset.path,
-    };
-    Ok(Inventory::build_with(&source, &options)?)
+    }
+}
+
+/// The inventory of `commit` of a local repository (bare or not), read as
+/// a pass reads its fetched tip (`crowsnest explain`).
+pub fn inventory_at(
+    repo: &git2::Repository,
+    commit: git2::Oid,
+    options: &inventory::Options<'_>,
+) -> Result<(Inventory, Vec<Finding>), SourceError> {
+    let source = CommitSource::new(repo, commit)?;
+    Inventory::build_with(&source, options)
+}
+
+/// The digest a pick of `tag` is written with under the policy's
+/// `digestReflectionPolicy`: none, the one a check already resolved
+/// (`inspected`), the one the files pin (`IfNotPresent`), or the registry's.
+pub async fn reflect_digest(
+    registry: &Registry,
+    policy: &Policy,
+    inventory: &Inventory,
+    tag: &str,
+    inspected: Option<String>,
+) -> Result<Option<String>, RegistryError> {
+    match (policy.digest_reflection, inspected) {
+        (DigestReflection::Never, _) => Ok(None),
+        (_, Some(digest)) => Ok(Some(digest)),
+        (reflection, None) => {
+            let known = known_digest(inventory, &policy.id, tag);
+            registry
+                .digest(&policy.image, tag, reflection, known.as_deref())
+                .await
+        }
+    }
+}
+
+/// What a promotion's pick writes: the value as the source holds it
+/// (`None` when its tag cannot be told).
+pub fn promoted_selection(value: &str) -> Option<Selection> {
+    let (tag, digest) = promote::tag_and_digest(value);
+    Some(Selection {
+        tag: tag?.to_owned(),
+        digest: digest.map(str::to_owned),
+    })
+}
+
+/// Gives the inventory's copy of a promotion policy its source's ordering
+/// (rule, filter, exclusions), which its downgrade guard uses.
+pub fn take_ordering(inventory: &mut Inventory, policy: &PolicyId, order: Policy) {
+    if let Some(p) = inventory.policies.get_mut(policy) {
+        p.rule = order.rule;
+        p.filter = order.filter;
+        p.exclusions = order.exclusions;
+    }
+}
+
+/// One setter of a policy and what a pass that picked a selection would
+/// do to it (`crowsnest explain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedWrite {
+    pub at: Located,
+    pub field: Field,
+    /// The scalar's value now.
+    pub current: String,
+    /// What would be written; `None`: left as it is (`why` says why when
+    /// it is not simply the same value already).
+    pub new: Option<String>,
+    pub why: Option<String>,
+}
+
+/// Every setter of `policy` and what a pass would write there if the
+/// policy picked `selection`: planned and patched exactly as a dry run
+/// (the downgrade guard, files that cannot be patched), window aside.
+pub fn planned_writes(
+    inventory: &Inventory,
+    policy: &PolicyId,
+    selection: Option<&Selection>,
+) -> Vec<PlannedWrite> {
+    let mut report = PassReport::default();
+    let mut selections = BTreeMap::new();
+    if let Some(selection) = selection {
+        selections.insert(policy.clone(), selection.clone());
+    }
+    let edits = plan(inventory, &selections, &mut report);
+    let planned = report.changes.clone();
+    apply(inventory, edits, &mut report);
+    let mut writes = Vec::new();
+    for (path, file) in &inventory.files {
+        for setter in file.setters.iter().filter(|s| &s.policy == policy) {
+            let at = Located::new(path, setter.at);
+            let mut write = PlannedWrite {
+                at: at.clone(),
+                field: setter.field,
+                current: setter.value.clone(),
+                new: None,
+                why: None,
+            };
+            if let Some(change) = report.changes.iter().find(|c| c.at == at) {
+                write.new = Some(change.new.clone());
+            } else if let Some(held) = report.held.iter().find(|c| c.at == at) {
+                write.why = Some(format!(
+                    "held: {} is lower than the current value; allowDowngrade is false",
+                    held.new
+                ));
+            } else if planned.iter().any(|c| c.at == at) {
+                write.why = report.failures.first().map(|f| f.message.clone());
+            } else if selection.is_none() {
+                write.why = Some("nothing picked".to_owned());
+            }
+            writes.push(write);
+        }
+    }
+    writes
 }
 
 /// Branch, push branch and author: the config's, except where it leaves
@@ -1355,7 +1459,7 @@ fn effective_git(
 }
 
 /// The tag the first of `policy`'s setters holds now.
-fn current_tag(inventory: &Inventory, policy: &PolicyId) -> Option<String> {
+pub fn current_tag(inventory: &Inventory, policy: &PolicyId) -> Option<String> {
     inventory
         .files
         .values()
@@ -1657,17 +1761,7 @@ impl<'r> GitSource<'r> {
 
 impl FileSource for GitSource<'_> {
     fn list(&self, dir: &str) -> Result<Vec<String>, SourceError> {
-        let prefix = if dir.is_empty() {
-            String::new()
-        } else {
-            format!("{dir}/")
-        };
-        Ok(self
-            .files
-            .keys()
-            .filter(|p| p.starts_with(&prefix))
-            .cloned()
-            .collect())
+        Ok(under(self.files.keys(), dir))
     }
 
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
@@ -1675,6 +1769,67 @@ impl FileSource for GitSource<'_> {
             Some(file) => self.repo.read(file).map(Some).map_err(Self::error),
             None => Ok(None),
         }
+    }
+}
+
+/// The paths under `dir` (`""`: all) of a sorted list.
+fn under<'a>(paths: impl Iterator<Item = &'a String>, dir: &str) -> Vec<String> {
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    paths.filter(|p| p.starts_with(&prefix)).cloned().collect()
+}
+
+/// A commit's tree of a local repository as a [`FileSource`]: regular
+/// files only (symbolic links and submodules are left out, never followed).
+struct CommitSource<'r> {
+    repo: &'r git2::Repository,
+    files: BTreeMap<String, git2::Oid>,
+}
+
+impl<'r> CommitSource<'r> {
+    fn new(repo: &'r git2::Repository, commit: git2::Oid) -> Result<Self, SourceError> {
+        let error = |e: git2::Error| SourceError {
+            what: format!("commit {commit}"),
+            message: e.message().to_owned(),
+        };
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(error)?;
+        let mut files = BTreeMap::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
+            let regular = [0o100644, 0o100755].contains(&entry.filemode());
+            if let (Some(git2::ObjectType::Blob), true, Ok(name)) =
+                (entry.kind(), regular, entry.name())
+            {
+                files.insert(format!("{root}{name}"), entry.id());
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .map_err(error)?;
+        Ok(Self { repo, files })
+    }
+}
+
+impl FileSource for CommitSource<'_> {
+    fn list(&self, dir: &str) -> Result<Vec<String>, SourceError> {
+        Ok(under(self.files.keys(), dir))
+    }
+
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        let Some(id) = self.files.get(path) else {
+            return Ok(None);
+        };
+        self.repo
+            .find_blob(*id)
+            .map(|b| Some(b.content().to_vec()))
+            .map_err(|e| SourceError {
+                what: path.to_owned(),
+                message: e.message().to_owned(),
+            })
     }
 }
 

@@ -670,3 +670,304 @@ fn a_change_waits_for_its_window_and_lands_when_it_opens() {
     key.verify_commit(&remote.path, "main").expect("signed");
     daemon.terminate(Duration::from_secs(20));
 }
+
+// --- explain ---
+
+/// A window of one hour opening `from_now` seconds from now (UTC).
+fn window_from(from_now: i64) -> String {
+    let clock = |t: i64| {
+        let of_day = t.rem_euclid(86_400);
+        format!(
+            "{:02}:{:02}:{:02}",
+            of_day / 3600,
+            of_day % 3600 / 60,
+            of_day % 60
+        )
+    };
+    let opens = now() + from_now;
+    format!(
+        "  window:\n    - from: \"{}\"\n      to: \"{}\"\n",
+        clock(opens),
+        clock(opens + HOUR)
+    )
+}
+
+fn json_of(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&output.stdout), text(&output.stderr)))
+}
+
+#[test]
+fn explain_a_registry_policy_shows_the_writes_the_window_the_guard_and_its_exit() {
+    let registry = RegistryServer::start(Auth::Anonymous);
+    registry.push_tags("demo/app", &["1.0.0", "1.1.0", "2.0.0"]);
+    let host = registry.host();
+    let policy = |name: &str, range: &str, extra: &str| {
+        format!(
+            "apiVersion: crowsnest/v1\nkind: ImagePolicy\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  image: {host}/demo/app\n  policy:\n    semver:\n      range: \"{range}\"\n{extra}"
+        )
+    };
+    let policies = [
+        policy("app", ">=1.0.0", ""),
+        policy("pinned", "<2.0.0", ""),
+        policy("windowed", ">=1.0.0", &window_from(2 * HOUR)),
+        policy("none", ">=9.0.0", ""),
+    ]
+    .join("---\n");
+    let remote = Remote::new(&[
+        ("policies/app.yaml", &policies),
+        ("apps/app.yaml", &deployment(&host, "default:app", "1.0.0")),
+        (
+            "apps/pinned.yaml",
+            &deployment(&host, "default:pinned", "2.0.0"),
+        ),
+        (
+            "apps/windowed.yaml",
+            &deployment(&host, "default:windowed", "1.0.0"),
+        ),
+    ]);
+    let key = GpgKey::ed25519();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crowsnest.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n",
+            url = remote.url(),
+            key = key.key_file.display(),
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    // A dry run clones (nothing is committed) and shows what a pass writes.
+    let dry = crowsnest(dir.path(), &["once", "--config", &config, "--dry-run"]);
+    let diff = text(&dry.stdout);
+    assert!(
+        diff.contains(&format!("+          image: {host}/demo/app:2.0.0 ")),
+        "{diff}\n{}",
+        text(&dry.stderr)
+    );
+    let explain = |name: &str, json: bool| {
+        let id = format!("default:{name}");
+        let mut args = vec!["explain", id.as_str(), "--config", config.as_str()];
+        if json {
+            args.push("--json");
+        }
+        crowsnest(dir.path(), &args)
+    };
+
+    // Picked: exit 0, and the setter with its current and new value, as
+    // the dry run patches it.
+    let app = explain("app", true);
+    assert_eq!(app.status.code(), Some(0), "{}", text(&app.stderr));
+    let json = json_of(&app);
+    assert_eq!(json["selected"], "2.0.0", "{json:#}");
+    assert_eq!(json["current"], "1.0.0", "{json:#}");
+    assert_eq!(
+        json["window"],
+        serde_json::json!({"open": true, "opensAt": null})
+    );
+    assert_eq!(
+        json["writes"],
+        serde_json::json!([{
+            "file": "apps/app.yaml",
+            "line": 10,
+            "column": 18,
+            "field": "image",
+            "current": format!("{host}/demo/app:1.0.0"),
+            "new": format!("{host}/demo/app:2.0.0"),
+        }]),
+        "{json:#}"
+    );
+    let table = text(&explain("app", false).stdout);
+    assert!(
+        table.contains(&format!(
+            "apps/app.yaml:10:18  image  {host}/demo/app:1.0.0 -> {host}/demo/app:2.0.0"
+        )),
+        "{table}"
+    );
+
+    // The guard holds a pick below what the files hold: nothing picked.
+    let pinned = explain("pinned", true);
+    assert_eq!(pinned.status.code(), Some(1), "{}", text(&pinned.stderr));
+    let json = json_of(&pinned);
+    assert_eq!(json["selected"], serde_json::Value::Null, "{json:#}");
+    let held = json["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["tag"] == "1.1.0")
+        .unwrap();
+    assert_eq!(held["verdict"], "lower_than_current", "{json:#}");
+    assert_eq!(json["writes"][0]["new"], serde_json::Value::Null);
+    assert!(
+        json["writes"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("held"),
+        "{json:#}"
+    );
+    let table = text(&explain("pinned", false).stdout);
+    let line = table.lines().find(|l| l.starts_with("1.1.0 ")).unwrap();
+    assert!(
+        line.contains("lower than current") && line.contains("2.0.0 (the files hold it"),
+        "{table}"
+    );
+    assert!(table.contains("nothing is written"), "{table}");
+
+    // A closed window: the pick waits, says until when, and still counts.
+    let windowed = explain("windowed", true);
+    assert_eq!(
+        windowed.status.code(),
+        Some(0),
+        "{}",
+        text(&windowed.stderr)
+    );
+    let json = json_of(&windowed);
+    assert_eq!(json["window"]["open"], false, "{json:#}");
+    let opens = json["window"]["opensAt"].as_str().unwrap().to_owned();
+    let pick = json["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["tag"] == "2.0.0")
+        .unwrap();
+    assert_eq!(pick["verdict"], "outside_window", "{json:#}");
+    assert_eq!(json["writes"][0]["new"], format!("{host}/demo/app:2.0.0"));
+    let table = text(&explain("windowed", false).stdout);
+    let line = table.lines().find(|l| l.starts_with("2.0.0 ")).unwrap();
+    assert!(
+        line.contains(&format!("outside window until {opens}")),
+        "{table}"
+    );
+
+    // Nothing matched: 1. An unknown policy: 2.
+    let none = explain("none", false);
+    assert_eq!(none.status.code(), Some(1), "{}", text(&none.stderr));
+    assert!(text(&none.stdout).contains("no tag matched"));
+    assert!(text(&none.stdout).contains("no setter names this policy"));
+    let unknown = explain("nope", false);
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown.stderr));
+    assert!(
+        text(&unknown.stderr).contains("no policy default:nope"),
+        "{}",
+        text(&unknown.stderr)
+    );
+}
+
+#[test]
+fn explain_a_promotion_outside_its_window_and_refuse_another_entry_with_repo() {
+    let setup = Setup::new(&["1.0.0", "1.1.0"]);
+    let host = setup.host();
+    let t = now();
+    let staging = |value: &str| ("staging/app.yaml", deployment(&host, "staging:app", value));
+    let windowed = format!(
+        "    from: staging:app\n    soak: 1h\n{}",
+        window_from(2 * HOUR)
+    );
+    script(
+        &setup.remote,
+        "main",
+        None,
+        &[
+            step(
+                t - 100 * HOUR,
+                "bot",
+                &[
+                    ("policies/staging.yaml", registry_policy(&host, "staging")),
+                    (
+                        "policies/production.yaml",
+                        promotion_policy(&host, "production", &windowed),
+                    ),
+                    (
+                        "policies/fresh.yaml",
+                        promotion_policy(
+                            &host,
+                            "fresh",
+                            "    from: staging:app\n    soak: 1000h\n",
+                        ),
+                    ),
+                    (
+                        "policies/elsewhere.yaml",
+                        promotion_policy(
+                            &host,
+                            "elsewhere",
+                            "    from: staging:app\n    repository: staging\n    soak: 1h\n",
+                        ),
+                    ),
+                    staging("1.0.0"),
+                    (
+                        "production/app.yaml",
+                        deployment(&host, "production:app", "1.0.0"),
+                    ),
+                ],
+            ),
+            step(t - 50 * HOUR, "bot", &[staging("1.1.0")]),
+        ],
+    );
+    let repo = setup.remote.path.to_str().unwrap().to_owned();
+    let explain = |id: &str, json: bool| {
+        let mut args = vec!["explain", id, "--repo", repo.as_str()];
+        if json {
+            args.push("--json");
+        }
+        crowsnest(setup.dir.path(), &args)
+    };
+    let picked = format!("{host}/demo/app:1.1.0");
+
+    let out = explain("production:app", true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json = json_of(&out);
+    assert_eq!(json["picked"], picked.as_str(), "{json:#}");
+    assert_eq!(json["window"]["open"], false, "{json:#}");
+    let opens = json["window"]["opensAt"].as_str().unwrap().to_owned();
+    let verdict = json["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["value"] == picked.as_str())
+        .map(|c| c["verdict"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert_eq!(verdict, format!("outside window until {opens}"));
+    assert_eq!(
+        json["writes"],
+        serde_json::json!([{
+            "file": "production/app.yaml",
+            "line": 10,
+            "column": 18,
+            "field": "image",
+            "current": format!("{host}/demo/app:1.0.0"),
+            "new": picked,
+        }]),
+        "{json:#}"
+    );
+    let table = text(&explain("production:app", false).stdout);
+    assert!(
+        table.contains(&format!("outside window until {opens}"))
+            && table.contains(&format!(
+                "production/app.yaml:10:18  image  {host}/demo/app:1.0.0 -> {picked}"
+            ))
+            && table.contains(&format!("closed; the change waits until {opens}")),
+        "{table}"
+    );
+
+    // Nothing soaked yet: nothing picked, exit 1.
+    let fresh = explain("fresh:app", false);
+    assert_eq!(fresh.status.code(), Some(1), "{}", text(&fresh.stderr));
+    assert!(text(&fresh.stdout).contains("nothing to promote"));
+
+    // Another repository entry's branch is not this clone's HEAD.
+    let elsewhere = explain("elsewhere:app", false);
+    assert_eq!(
+        elsewhere.status.code(),
+        Some(2),
+        "{}",
+        text(&elsewhere.stdout)
+    );
+    let message = text(&elsewhere.stderr);
+    assert!(
+        message.contains("promote.repository \"staging\"") && message.contains("--config FILE"),
+        "{message}"
+    );
+    assert!(elsewhere.stdout.is_empty());
+}

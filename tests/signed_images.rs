@@ -500,6 +500,12 @@ fn keyless_signatures_and_referrer_bundles_are_checked_offline_against_the_trust
         line("1.2.0").contains("selected") && line("1.2.0").contains(SUBJECT),
         "{shown}"
     );
+    // The signed pick, with its digest, is what the files already hold.
+    let pinned = format!("{host}/demo/app:1.2.0@{}", app[2].digest);
+    assert!(
+        shown.contains(&format!("apps/app.yaml:10:18  image  {pinned} unchanged\n")),
+        "{shown}"
+    );
     let checkout = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(checkout.path().join("policies")).unwrap();
     std::fs::write(checkout.path().join("policies/apps.yaml"), &policies).unwrap();

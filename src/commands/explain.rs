@@ -1,13 +1,19 @@
 //! `crowsnest explain NS:NAME (--config FILE [--repository NAME] | --repo
-//! DIR) [--json]`: every candidate of one policy with its verdict. A
-//! registry policy's candidates are its image's tags (as `tags --all`); a
+//! DIR) [--json]`: every candidate of one policy with its verdict, and what
+//! would be written where. A registry policy's candidates are its image's
+//! tags (as `tags --all`, with signature verdicts for `verify`); a
 //! promotion's are the values its source policy held, read from the
-//! source's history (`promote`), with why each is or is not promoted.
-//! Nothing is fetched or written. Exit 0 explained; 1 the repository or
-//! registry cannot be read; 2 bad usage or config.
+//! source's history (`promote`), with why each is or is not promoted. The
+//! pick is checked against the downgrade guard and the policy's `window`,
+//! and the writes are planned by `reconcile` exactly as `once --dry-run`
+//! plans them. Nothing is fetched or written. Exit 0 a candidate is picked
+//! (even one the files already hold, or one waiting for its window); 1
+//! none is (or the registry or the history cannot be read); 2 an unknown
+//! policy, bad usage or config.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use git2::{Oid, Repository};
@@ -18,12 +24,14 @@ use crate::audit::record::parse_policy_id;
 use crate::audit::time::format_time;
 use crate::cli::{Exit, ExplainArgs};
 use crate::commands::signatures;
-use crate::commands::tags::{TagList, TagSource, list_tags, render_all};
-use crate::config::Config;
+use crate::commands::tags::{TagList, TagSource, list_tags, render_table};
+use crate::config::{Config, RepositoryConfig};
 use crate::git::verify::Verifier;
-use crate::model::PolicyId;
-use crate::policy::Policy;
+use crate::inventory::{self, Inventory};
+use crate::model::{PolicyId, Selection};
+use crate::policy::{Policy, Verdict};
 use crate::promote::{self, Timeline};
+use crate::reconcile::{self, PlannedWrite};
 
 /// A branch of a clone to read, with where its policies and markers are.
 #[derive(Clone)]
@@ -40,7 +48,23 @@ struct Plan {
     /// Other entries of the config, for promotions from them.
     others: Vec<(String, Place)>,
     config: Option<PathBuf>,
+    /// With --config: the config and the entry, whose settings say where
+    /// policies and setters are read (Flux objects too).
+    daemon: Option<(Config, RepositoryConfig)>,
     verify: Vec<PathBuf>,
+}
+
+impl Plan {
+    fn inventory_options(&self) -> inventory::Options<'_> {
+        match &self.daemon {
+            Some((config, entry)) => reconcile::inventory_options(config, entry),
+            None => inventory::Options {
+                policies_dir: &self.here.policies_dir,
+                scan_dir: &self.here.scan_dir,
+                ..inventory::Options::default()
+            },
+        }
+    }
 }
 
 fn plan(args: &ExplainArgs) -> Result<Plan, String> {
@@ -57,6 +81,7 @@ fn plan(args: &ExplainArgs) -> Result<Plan, String> {
             },
             others: Vec::new(),
             config: None,
+            daemon: None,
             verify: args.verify.clone(),
         });
     };
@@ -92,6 +117,7 @@ fn plan(args: &ExplainArgs) -> Result<Plan, String> {
             .collect(),
         here,
         config: Some(path.clone()),
+        daemon: Some((config.clone(), entry.clone())),
         verify,
     })
 }
@@ -125,6 +151,303 @@ async fn check_signatures(
         .map_err(|e| e.to_string())
 }
 
+/// The policy's `window` at the time of the explanation.
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WindowState {
+    /// The window as written; `None`: the policy has none (always open).
+    #[serde(skip)]
+    spec: Option<String>,
+    open: bool,
+    /// When it opens next (RFC 3339, or `never`); `None` while open.
+    opens_at: Option<String>,
+}
+
+impl WindowState {
+    fn at(policy: &Policy, now: jiff::Timestamp) -> WindowState {
+        let Some(window) = &policy.window else {
+            return WindowState {
+                spec: None,
+                open: true,
+                opens_at: None,
+            };
+        };
+        let open = window.is_open(now);
+        WindowState {
+            spec: Some(window.to_string()),
+            open,
+            opens_at: (!open).then(|| {
+                window
+                    .next_opening(now)
+                    .map_or_else(|| "never".to_owned(), |t| t.to_string())
+            }),
+        }
+    }
+
+    /// The pick's verdict while the window is closed.
+    fn waiting(&self) -> Option<String> {
+        self.opens_at
+            .as_ref()
+            .map(|at| format!("outside window until {at}"))
+    }
+}
+
+/// One kind's explanation: its table and summary, the same as JSON, and
+/// the pick's selection (`None`: nothing picked), whose writes are shown
+/// even when the downgrade guard holds it (then it is not `picked`).
+struct Explained {
+    text: String,
+    json: serde_json::Value,
+    selection: Option<Selection>,
+    picked: bool,
+}
+
+/// One setter and what would be written there, as `--json` prints it.
+#[derive(Serialize)]
+struct WriteJson {
+    file: String,
+    line: u32,
+    column: u32,
+    field: String,
+    current: String,
+    /// `None`: left as it is.
+    new: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl From<&PlannedWrite> for WriteJson {
+    fn from(w: &PlannedWrite) -> Self {
+        WriteJson {
+            file: w.at.file.clone(),
+            line: w.at.position.line,
+            column: w.at.position.column,
+            field: w.field.to_string(),
+            current: w.current.clone(),
+            new: w.new.clone(),
+            reason: w.why.clone(),
+        }
+    }
+}
+
+pub async fn run(args: ExplainArgs) -> Exit {
+    let plan = match plan(&args) {
+        Ok(plan) => Arc::new(plan),
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Exit::Usage;
+        }
+    };
+    let read = {
+        let plan = plan.clone();
+        tokio::task::spawn_blocking(move || {
+            let repo = history::open(&plan.here.repo).map_err(|e| e.to_string())?;
+            let tip = history::resolve(&repo, &plan.here.rev).map_err(|e| e.to_string())?;
+            reconcile::inventory_at(&repo, tip, &plan.inventory_options())
+                .map_err(|e| e.to_string())
+        })
+        .await
+    };
+    let (mut inventory, findings) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(message)) => {
+            eprintln!("error: {message}");
+            return Exit::Usage;
+        }
+        Err(e) => {
+            eprintln!("error: reading the repository stopped: {e}");
+            return Exit::Failed;
+        }
+    };
+    let id = &plan.policy;
+    for finding in findings.iter().filter(|f| f.policy.as_ref() == Some(id)) {
+        eprintln!("warning: {finding}");
+    }
+    let Some(policy) = inventory.policies.get(id).cloned() else {
+        match inventory.disabled.get(id) {
+            Some(at) => eprintln!(
+                "error: {at}: policy {id} is disabled by a problem in its files (see `crowsnest check`)"
+            ),
+            None => eprintln!(
+                "error: {}: no policy {id} in {}/ at {}",
+                plan.here.repo.display(),
+                plan.here.policies_dir,
+                plan.here.rev
+            ),
+        }
+        return Exit::Usage;
+    };
+    if let (Some(promote), None) = (&policy.promote, &plan.daemon)
+        && let Some(name) = &promote.repository
+    {
+        eprintln!(
+            "error: {}: promote.repository {name:?} names an entry of the daemon config, whose branch `--repo` cannot know; use `crowsnest explain {id} --config FILE`",
+            policy.declared_at
+        );
+        return Exit::Usage;
+    }
+    let window = WindowState::at(&policy, jiff::Timestamp::now());
+    let explained = if policy.promote.is_some() {
+        let (plan, policy, window) = (plan.clone(), policy.clone(), window.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let explained = explain_promotion(&plan, &policy, &inventory, &window);
+            (inventory, explained)
+        })
+        .await;
+        match done {
+            Ok((read, Ok((explained, order)))) => {
+                inventory = read;
+                // The daemon guards a promotion by its source's ordering.
+                if let Some(order) = order {
+                    reconcile::take_ordering(&mut inventory, id, order);
+                }
+                explained
+            }
+            Ok((_, Err(exit))) => return exit,
+            Err(e) => {
+                eprintln!("error: reading the history stopped: {e}");
+                return Exit::Failed;
+            }
+        }
+    } else {
+        match explain_registry(&plan, &policy, &inventory, &window).await {
+            Ok(explained) => explained,
+            Err(exit) => return exit,
+        }
+    };
+    let writes = reconcile::planned_writes(&inventory, id, explained.selection.as_ref());
+    if args.json {
+        let mut json = explained.json;
+        json["window"] = serde_json::to_value(&window).expect("serializes");
+        json["writes"] =
+            serde_json::to_value(writes.iter().map(WriteJson::from).collect::<Vec<_>>())
+                .expect("serializes");
+        let mut text = serde_json::to_string_pretty(&json).expect("serializes");
+        text.push('\n');
+        print!("{text}");
+    } else {
+        print!("{}", explained.text);
+        if let Some(spec) = &window.spec {
+            match &window.opens_at {
+                None => println!("window {spec}: open now"),
+                Some(at) => println!("window {spec}: closed; the change waits until {at}"),
+            }
+        }
+        print!("{}", render_writes(&writes));
+    }
+    if explained.picked {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    }
+}
+
+/// Each setter, where it is, and what would be written there.
+fn render_writes(writes: &[PlannedWrite]) -> String {
+    if writes.is_empty() {
+        return "\nno setter names this policy: nothing would be written\n".to_owned();
+    }
+    let rows: Vec<[String; 3]> = writes
+        .iter()
+        .map(|w| {
+            let what = match (&w.new, &w.why) {
+                (Some(new), _) => format!("{} -> {new}", w.current),
+                (None, Some(why)) => format!("{} unchanged ({why})", w.current),
+                (None, None) => format!("{} unchanged", w.current),
+            };
+            [w.at.to_string(), w.field.to_string(), what]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..2)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = "\nwrites:\n".to_owned();
+    for [at, field, what] in &rows {
+        let _ = writeln!(
+            out,
+            "  {at:a$}  {field:f$}  {what}",
+            a = widths[0],
+            f = widths[1]
+        );
+    }
+    out
+}
+
+/// A registry policy: its image's tags, with signature verdicts for
+/// `verify`, the downgrade guard and the window applied to the pick.
+async fn explain_registry(
+    plan: &Plan,
+    policy: &Policy,
+    inventory: &Inventory,
+    window: &WindowState,
+) -> Result<Explained, Exit> {
+    let source = TagSource::Registry {
+        image: policy.image.clone(),
+        config: plan.config.clone(),
+    };
+    let tags = list_tags(&source).await.map_err(|e| {
+        super::report(&e);
+        Exit::Failed
+    })?;
+    let mut decision = policy.selector().explain(&tags.tags());
+    if let Some(verify) = &policy.verify {
+        check_signatures(plan, policy, verify, &tags, &mut decision)
+            .await
+            .map_err(|message| {
+                eprintln!("error: {message}");
+                Exit::Failed
+            })?;
+    }
+    let label = format!("{} ({})", policy.id, policy.rule);
+    let current = reconcile::current_tag(inventory, &policy.id);
+    let mut footer = match &decision.selected {
+        Some(tag) => format!("\nselected {tag} by {label}\n"),
+        None => format!("\nno tag matched {label}\n"),
+    };
+    // The tag the writes are planned for: the pick, even one the guard holds.
+    let pick = decision.selected.clone();
+    if let (Some(i), Some(current)) = (decision.selected_index(), &current)
+        && !policy.permits(current, &decision.candidates[i].tag)
+    {
+        let candidate = &mut decision.candidates[i];
+        candidate.verdict = Verdict::LowerThanCurrent;
+        candidate.detail = format!(
+            "{current} (the files hold it; allowDowngrade is false, so the guard keeps it)"
+        );
+        footer = format!(
+            "\n{label} picks {}, lower than current {current}: nothing is written (allowDowngrade is false)\n",
+            candidate.tag
+        );
+        decision.selected = None;
+    }
+    if let (Some(i), Some(waiting)) = (decision.selected_index(), window.waiting()) {
+        let candidate = &mut decision.candidates[i];
+        candidate.verdict = Verdict::OutsideWindow;
+        candidate.detail = format!("{waiting}; {}", candidate.detail);
+    }
+    let selection = match (&pick, &tags) {
+        (Some(tag), TagList::Registry { client, .. }) => Some(Selection {
+            tag: tag.clone(),
+            digest: reconcile::reflect_digest(client, policy, inventory, tag, None)
+                .await
+                .map_err(|e| {
+                    super::report(&e);
+                    Exit::Failed
+                })?,
+        }),
+        _ => None,
+    };
+    let mut json = serde_json::to_value(&decision).expect("a decision serializes");
+    json["policy"] = policy.id.to_string().into();
+    json["current"] = current.into();
+    Ok(Explained {
+        text: render_table(&decision) + &footer,
+        json,
+        picked: decision.selected.is_some(),
+        selection,
+    })
+}
+
 /// A promotion's explanation, as `--json` prints it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -152,177 +475,108 @@ struct CandidateJson {
     author: String,
 }
 
-pub async fn run(args: ExplainArgs) -> Exit {
-    let plan = match plan(&args) {
-        Ok(plan) => plan,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Exit::Usage;
-        }
+/// Reads the source's history and decides as the daemon does. Returns the
+/// source policy's ordering too, when it is known.
+fn explain_promotion(
+    plan: &Plan,
+    policy: &Policy,
+    inventory: &Inventory,
+    window: &WindowState,
+) -> Result<(Explained, Option<Policy>), Exit> {
+    let failed = |message: String| {
+        eprintln!("error: {message}");
+        Exit::Failed
     };
-    let here = plan.here.clone();
-    let id = plan.policy.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        let repo = history::open(&here.repo).map_err(|e| e.to_string())?;
-        let tip = history::resolve(&repo, &here.rev).map_err(|e| e.to_string())?;
-        Ok::<_, String>(promote::policy_at(&repo, tip, &here.policies_dir, &id))
-    })
-    .await;
-    let policy = match found {
-        Ok(Ok(Some(policy))) => policy,
-        Ok(Ok(None)) => {
-            eprintln!(
-                "error: {}: no valid policy {} in {}/ at {}",
-                plan.here.repo.display(),
-                plan.policy,
-                plan.here.policies_dir,
-                plan.here.rev
-            );
-            return Exit::Failed;
-        }
-        Ok(Err(message)) => {
-            eprintln!("error: {message}");
-            return Exit::Failed;
-        }
-        Err(e) => {
-            eprintln!("error: reading the repository stopped: {e}");
-            return Exit::Failed;
-        }
+    let usage = |message: String| {
+        eprintln!("error: {message}");
+        Exit::Usage
     };
-    let window = policy.window.clone();
-    let output = if policy.promote.is_some() {
-        let json = args.json;
-        match tokio::task::spawn_blocking(move || explain_promotion(&plan, &policy, json)).await {
-            Ok(Ok(text)) => text,
-            Ok(Err(message)) => {
-                eprintln!("error: {message}");
-                return Exit::Failed;
-            }
-            Err(e) => {
-                eprintln!("error: reading the history stopped: {e}");
-                return Exit::Failed;
-            }
-        }
-    } else {
-        let source = TagSource::Registry {
-            image: policy.image.clone(),
-            config: plan.config.clone(),
-        };
-        let tags = match list_tags(&source).await {
-            Ok(tags) => tags,
-            Err(e) => {
-                super::report(&e);
-                return Exit::Failed;
-            }
-        };
-        let mut decision = policy.selector().explain(&tags.tags());
-        if let Some(verify) = &policy.verify
-            && let Err(message) =
-                check_signatures(&plan, &policy, verify, &tags, &mut decision).await
-        {
-            eprintln!("error: {message}");
-            return Exit::Failed;
-        }
-        if args.json {
-            let mut json = serde_json::to_string_pretty(&decision).expect("a decision serializes");
-            json.push('\n');
-            json
-        } else {
-            render_all(&decision, &format!("{} ({})", policy.id, policy.rule))
-        }
-    };
-    print!("{output}");
-    if let (Some(window), false) = (&window, args.json) {
-        let now = jiff::Timestamp::now();
-        if window.is_open(now) {
-            println!("window {window}: open now");
-        } else {
-            let opens = window
-                .next_opening(now)
-                .map_or_else(|| "never".to_owned(), |t| t.to_string());
-            println!("window {window}: closed; the change waits until {opens}");
-        }
-    }
-    Exit::Ok
-}
-
-/// Reads the source's history and renders the decision.
-fn explain_promotion(plan: &Plan, policy: &Policy, json: bool) -> Result<String, String> {
     let promote = policy.promote.as_ref().expect("a promotion");
-    let here_repo = history::open(&plan.here.repo).map_err(|e| e.to_string())?;
-    let here_tip = history::resolve(&here_repo, &plan.here.rev).map_err(|e| e.to_string())?;
+    let here_repo = history::open(&plan.here.repo).map_err(|e| failed(e.to_string()))?;
+    let here_tip =
+        history::resolve(&here_repo, &plan.here.rev).map_err(|e| failed(e.to_string()))?;
     let (source_name, source) = match &promote.repository {
-        Some(name) if !plan.others.is_empty() => plan
+        Some(name) => plan
             .others
             .iter()
             .find(|(n, _)| n == name)
             .map(|(n, p)| (n.clone(), p.clone()))
             .ok_or_else(|| {
-                format!(
+                usage(format!(
                     "{}: promote.repository {name:?} is not an entry of the config",
                     policy.declared_at
-                )
+                ))
             })?,
-        _ => (plan.here.repo.display().to_string(), plan.here.clone()),
+        None => (plan.here.repo.display().to_string(), plan.here.clone()),
     };
     let opened;
     let (source_repo, source_tip): (&Repository, Oid) = if source.repo == plan.here.repo {
         (&here_repo, here_tip)
     } else {
-        opened = history::open(&source.repo).map_err(|e| e.to_string())?;
-        let tip = history::resolve(&opened, &source.rev).map_err(|e| e.to_string())?;
+        opened = history::open(&source.repo).map_err(|e| failed(e.to_string()))?;
+        let tip = history::resolve(&opened, &source.rev).map_err(|e| failed(e.to_string()))?;
         (&opened, tip)
     };
     let mut timeline = Timeline::default()
         .read(source_repo, source_tip, &promote.from, &source.scan_dir)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed(e.to_string()))?;
     if promote.require_signed {
         if plan.verify.is_empty() {
-            return Err(format!(
+            return Err(usage(format!(
                 "{}: promote.requireSigned: pass --verify KEYS (or verifyKeys in the config)",
                 policy.declared_at
-            ));
+            )));
         }
-        let verifier = Verifier::load(&plan.verify).map_err(|e| format!("--verify: {e}"))?;
+        let verifier = Verifier::load(&plan.verify).map_err(|e| usage(format!("--verify: {e}")))?;
         timeline.verify(source_repo, &verifier);
     }
     let order = promote::ordering(&promote.from, |id| {
         promote::policy_at(source_repo, source_tip, &source.policies_dir, id)
     });
-    let current = promote::value_at(&here_repo, here_tip, &policy.id, &plan.here.scan_dir)?;
-    let current_tag = current
-        .as_deref()
-        .and_then(|v| promote::tag_and_digest(v).0)
-        .filter(|_| !policy.allow_downgrade);
+    let current =
+        promote::value_at(&here_repo, here_tip, &policy.id, &inventory.scan_dir).map_err(failed)?;
+    // The tag the daemon's downgrade guard compares with.
+    let current_tag =
+        reconcile::current_tag(inventory, &policy.id).filter(|_| !policy.allow_downgrade);
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let ordering = order.as_ref().unwrap_or(policy);
-    let decision = promote::decide(&timeline, promote, &ordering.selector(), current_tag, now);
-    if json {
-        let out = PromotionJson {
-            policy: policy.id.to_string(),
-            from: promote.from.to_string(),
-            source: source_name,
-            current,
-            candidates: decision
-                .candidates
-                .iter()
-                .map(|c| CandidateJson {
-                    value: c.value.clone(),
-                    verdict: c.verdict.to_string(),
-                    since: format_time(c.since),
-                    commit: c.commit.to_string(),
-                    author: c.author.clone(),
-                })
-                .collect(),
-            picked: decision.picked().map(|c| c.value.clone()),
-            next_change: decision.next_change.map(format_time),
-        };
-        let mut text = serde_json::to_string_pretty(&out).expect("serializes");
-        text.push('\n');
-        return Ok(text);
-    }
+    let decision = promote::decide(
+        &timeline,
+        promote,
+        &ordering.selector(),
+        current_tag.as_deref(),
+        now,
+    );
+    let verdict = |i: usize| match (decision.pick == Some(i), window.waiting()) {
+        (true, Some(waiting)) => waiting,
+        _ => decision.candidates[i].verdict.to_string(),
+    };
+    let selection = decision
+        .picked()
+        .and_then(|c| reconcile::promoted_selection(&c.value));
+    let json = serde_json::to_value(PromotionJson {
+        policy: policy.id.to_string(),
+        from: promote.from.to_string(),
+        source: source_name.clone(),
+        current: current.clone(),
+        candidates: decision
+            .candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| CandidateJson {
+                value: c.value.clone(),
+                verdict: verdict(i),
+                since: format_time(c.since),
+                commit: c.commit.to_string(),
+                author: c.author.clone(),
+            })
+            .collect(),
+        picked: decision.picked().map(|c| c.value.clone()),
+        next_change: decision.next_change.map(format_time),
+    })
+    .expect("serializes");
     let mut rows = vec![[
         "VALUE".to_owned(),
         "VERDICT".to_owned(),
@@ -330,10 +584,10 @@ fn explain_promotion(plan: &Plan, policy: &Policy, json: bool) -> Result<String,
         "COMMIT".to_owned(),
         "AUTHOR".to_owned(),
     ]];
-    for c in &decision.candidates {
+    for (i, c) in decision.candidates.iter().enumerate() {
         rows.push([
             c.value.clone(),
-            c.verdict.to_string(),
+            verdict(i),
             format_time(c.since),
             c.commit.to_string()[..12].to_owned(),
             c.author.clone(),
@@ -385,5 +639,13 @@ fn explain_promotion(plan: &Plan, policy: &Policy, json: bool) -> Result<String,
     if let Some(at) = decision.next_change {
         let _ = writeln!(out, "next candidate eligible at {}", format_time(at));
     }
-    Ok(out)
+    Ok((
+        Explained {
+            text: out,
+            json,
+            picked: selection.is_some(),
+            selection,
+        },
+        order,
+    ))
 }

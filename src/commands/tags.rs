@@ -548,8 +548,22 @@ fn render_summary(summary: &Summary, total: usize, label: &str) -> String {
     out
 }
 
+/// Every tag with its verdict, aligned, in the order listed, and the pick.
+fn render_all(decision: &Decision, label: &str) -> String {
+    let mut out = render_table(decision);
+    match &decision.selected {
+        Some(tag) => {
+            let _ = writeln!(out, "\nselected {tag} by {label}");
+        }
+        None => {
+            let _ = writeln!(out, "\nno tag matched {label}");
+        }
+    }
+    out
+}
+
 /// Every tag with its verdict, aligned, in the order listed.
-pub(crate) fn render_all(decision: &Decision, label: &str) -> String {
+pub(crate) fn render_table(decision: &Decision) -> String {
     let extracted = decision.candidates.iter().any(|c| c.value.is_some());
     let mut rows: Vec<Vec<&str>> = Vec::with_capacity(decision.candidates.len() + 1);
     let mut header = vec!["TAG"];
@@ -581,14 +595,6 @@ pub(crate) fn render_all(decision: &Decision, label: &str) -> String {
             }
         }
         let _ = writeln!(out, "{}", line.trim_end());
-    }
-    match &decision.selected {
-        Some(tag) => {
-            let _ = writeln!(out, "\nselected {tag} by {label}");
-        }
-        None => {
-            let _ = writeln!(out, "\nno tag matched {label}");
-        }
     }
     out
 }

@@ -102,12 +102,19 @@ pub enum Verdict {
     Unsigned,
     /// Eligible, but no signature for its digest verified.
     BadSignature,
+    /// The pick, but it ranks below the tag the files hold and
+    /// `allowDowngrade` is off: the guard holds it (set by `explain`).
+    LowerThanCurrent,
+    /// The pick, written once the policy's `window` opens (set by `explain`).
+    OutsideWindow,
 }
 
 impl Verdict {
     /// All verdicts, in the order summaries list them.
-    pub const ALL: [Verdict; 11] = [
+    pub const ALL: [Verdict; 13] = [
         Verdict::Selected,
+        Verdict::OutsideWindow,
+        Verdict::LowerThanCurrent,
         Verdict::Unsigned,
         Verdict::BadSignature,
         Verdict::LowerThanPick,
@@ -134,6 +141,8 @@ impl Verdict {
             Verdict::TiedWithPick => "tied_with_pick",
             Verdict::Unsigned => "unsigned",
             Verdict::BadSignature => "bad_signature",
+            Verdict::LowerThanCurrent => "lower_than_current",
+            Verdict::OutsideWindow => "outside_window",
         }
     }
 
@@ -151,6 +160,8 @@ impl Verdict {
             Verdict::TiedWithPick => "tied with the pick",
             Verdict::Unsigned => "unsigned",
             Verdict::BadSignature => "bad signature",
+            Verdict::LowerThanCurrent => "lower than current",
+            Verdict::OutsideWindow => "outside window",
         }
     }
 }
@@ -201,6 +212,9 @@ pub struct Candidate {
 /// `not_numeric` (numerical: skipped), `lower_than_pick` (eligible but
 /// ranks below the pick in the policy's order), `tied_with_pick` (ranks
 /// equal to the pick, which is listed first; ties go to the first listed).
+/// `crowsnest explain` may also set `unsigned` and `bad_signature` (the
+/// signature check), `lower_than_current` (the downgrade guard holds the
+/// pick) and `outside_window` (the pick waits for the policy's window).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Decision {
     pub selected: Option<String>,
