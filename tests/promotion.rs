@@ -971,3 +971,87 @@ fn explain_a_promotion_outside_its_window_and_refuse_another_entry_with_repo() {
     );
     assert!(elsewhere.stdout.is_empty());
 }
+
+// --- folder per environment in the daemon ---
+
+/// Staging and production are folders of one branch (one repository
+/// entry): the commit that moves staging starts the candidate's soak, and
+/// the daemon passes again right away to time it, so production follows
+/// when the soak ends, not at the next `scan.interval` (an hour here).
+#[test]
+fn a_daemon_promotes_between_folders_of_one_branch_when_the_soak_ends() {
+    let port = Daemon::free_port();
+    let registry = RegistryServer::start_notifying(
+        Auth::Anonymous,
+        &format!("http://127.0.0.1:{port}/hooks/distribution"),
+        TOKEN,
+    );
+    registry.push_tags("demo/app", &["1.0.0"]);
+    let host = registry.host();
+    let remote = Remote::empty();
+    let key = GpgKey::ed25519();
+    script(
+        &remote,
+        "main",
+        None,
+        &[step(
+            now() - HOUR,
+            "bot",
+            &[
+                ("policies/staging.yaml", registry_policy(&host, "staging")),
+                (
+                    "policies/production.yaml",
+                    promotion_policy(&host, "production", "    from: staging:app\n    soak: 3s\n"),
+                ),
+                (
+                    "staging/app.yaml",
+                    deployment(&host, "staging:app", "1.0.0"),
+                ),
+                (
+                    "production/app.yaml",
+                    deployment(&host, "production:app", "1.0.0"),
+                ),
+            ],
+        )],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+    let config = dir.path().join("crowsnest.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "git:\n  url: {url}\n  branch: main\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nscan:\n  interval: 1h\nstateDir: state\nhttp:\n  listen: 127.0.0.1:{port}\n  webhookTokenFile: token\n",
+            url = remote.url(),
+            key = key.key_file.display(),
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_crowsnest")),
+        &config,
+        &[],
+        &[],
+        &dir.path().join("daemon.log"),
+        port,
+    );
+    daemon.wait_ready();
+    let pins = |folder: &str, value: &str| {
+        remote.file("main", &format!("{folder}/app.yaml"))
+            == Some(deployment(&host, &format!("{folder}:app"), value).into_bytes())
+    };
+    registry.push_tags("demo/app", &["1.1.0"]);
+    daemon.wait_until("staging at 1.1.0", Duration::from_secs(30), |_| {
+        pins("staging", "1.1.0")
+    });
+    assert!(pins("production", "1.0.0"), "production waits for the soak");
+    daemon.wait_until("the promotion", Duration::from_secs(20), |_| {
+        pins("production", "1.1.0")
+    });
+    let message = remote.message("main");
+    assert!(
+        message.contains("Promoted-From: staging:app "),
+        "{message}\n{}",
+        daemon.log_text()
+    );
+    daemon.terminate(Duration::from_secs(20));
+}
