@@ -803,10 +803,25 @@ impl Reconciler {
             .cloned()
             .collect();
         let now = SystemTime::now();
+        // Read once per pass, however many promotions need them: the keys
+        // of `requireSigned` and each source entry's fetched tip.
+        let verifier = promoted
+            .iter()
+            .any(|p| p.promote.as_ref().is_some_and(|p| p.require_signed))
+            .then(|| self.signature_verifier());
+        let mut tips = HashMap::new();
         for policy in promoted {
             let promote = policy.promote.clone().expect("filtered on promote");
             match self
-                .promotion(inventory, base, &policy, &promote, now)
+                .promotion(
+                    inventory,
+                    base,
+                    &policy,
+                    &promote,
+                    now,
+                    verifier.as_ref(),
+                    &mut tips,
+                )
                 .await
             {
                 Ok((order, promotion)) => {
@@ -839,9 +854,22 @@ impl Reconciler {
         selections
     }
 
+    /// The keys whose commit signatures count as Good for `requireSigned`.
+    fn signature_verifier(&self) -> Result<Arc<crate::git::verify::Verifier>, String> {
+        if self.config.verify_keys.is_empty() {
+            return Err("promote.requireSigned needs verifyKeys in the daemon config (the keys whose signatures count as Good)".to_owned());
+        }
+        crate::git::verify::Verifier::load(&self.config.verify_keys)
+            .map(Arc::new)
+            .map_err(|e| format!("verifyKeys: {e}"))
+    }
+
     /// One promotion: reads (incrementally) the history of its source
     /// policy on the source entry's branch and decides. Returns the
-    /// source policy's ordering when it is known.
+    /// source policy's ordering when it is known. `verifier` is this
+    /// pass's [`Self::signature_verifier`]; `tips` the source branches
+    /// fetched so far in this pass, so each is fetched once.
+    #[allow(clippy::too_many_arguments)]
     async fn promotion(
         &self,
         inventory: &Inventory,
@@ -849,6 +877,8 @@ impl Reconciler {
         policy: &Policy,
         promote: &crate::policy::Promote,
         now: SystemTime,
+        verifier: Option<&Result<Arc<crate::git::verify::Verifier>, String>>,
+        tips: &mut HashMap<String, git2::Oid>,
     ) -> Result<(Option<Policy>, Promotion), String> {
         let name = promote
             .repository
@@ -868,26 +898,27 @@ impl Reconciler {
             .map_err(|_| "the timeline cache lock was poisoned".to_owned())?
             .remove(&key)
             .unwrap_or_default();
-        let verifier = if promote.require_signed {
-            if self.config.verify_keys.is_empty() {
+        let verifier = match (promote.require_signed, verifier) {
+            (false, _) => None,
+            (true, Some(Ok(verifier))) => Some(verifier.clone()),
+            (true, Some(Err(e))) => return Err(format!("{}: {e}", policy.declared_at)),
+            (true, None) => {
                 return Err(format!(
-                    "{}: promote.requireSigned needs verifyKeys in the daemon config (the keys whose signatures count as Good)",
+                    "{}: the keys of promote.requireSigned were not loaded",
                     policy.declared_at
                 ));
             }
-            Some(
-                crate::git::verify::Verifier::load(&self.config.verify_keys)
-                    .map_err(|e| format!("verifyKeys: {e}"))?,
-            )
-        } else {
-            None
         };
         // The source policy: read here when it lives in this entry's tree,
         // from the source's tip otherwise.
         let local_order = same
             .then(|| promote::ordering(&promote.from, |id| inventory.policies.get(id).cloned()));
         let from = promote.from.clone();
-        let tip = same.then_some(base.branch_tip.0);
+        let tip = if same {
+            Some(base.branch_tip.0)
+        } else {
+            tips.get(&name).copied()
+        };
         let entry = source.entry.clone();
         let clone = source.clone.clone();
         let scan_dir = if same {
@@ -895,7 +926,7 @@ impl Reconciler {
         } else {
             entry.git.path.clone()
         };
-        let (timeline, remote_order) = blocking(move || {
+        let (timeline, remote_order, fetched) = blocking(move || {
             let mut guard = clone
                 .repo
                 .lock()
@@ -931,10 +962,13 @@ impl Reconciler {
                     promote::policy_at(repo.repository(), tip, &entry.git.policies, id)
                 })
             };
-            Ok::<_, String>((timeline, order))
+            Ok::<_, String>((timeline, order, tip))
         })
         .await
         .map_err(|e| e.to_string())??;
+        if !same {
+            tips.insert(name.clone(), fetched);
+        }
         let order = local_order.flatten().or(remote_order);
         let current = if policy.allow_downgrade {
             None
