@@ -953,3 +953,108 @@ fn copied_and_tampered_signatures_are_refused_and_an_annotated_payload_is_fetche
     );
     assert!(row("1.4.0").contains("bad signature"), "{listed}");
 }
+
+#[test]
+fn check_names_where_each_broken_verify_block_is_and_what_to_fix() {
+    let keys = tempfile::tempdir().unwrap();
+    let (team, team_pem) = key_pair(keys.path(), "team", false);
+    let host = "registry.example.com";
+    let checkout = tempfile::tempdir().unwrap();
+    let root = checkout.path();
+    std::fs::create_dir_all(root.join("policies")).unwrap();
+    std::fs::create_dir_all(root.join("keys")).unwrap();
+    let write = |path: &str, body: &str| std::fs::write(root.join(path), body).unwrap();
+    write("keys/team.pub", &team_pem);
+    write("policies/app.yaml", &policy(host, "app", "Always"));
+    write("policies/svc.yaml", &keyless_policy(host, "svc", "Never"));
+    let trust = tempfile::tempdir().unwrap();
+    sigstore(&["root", trust.path().to_str().unwrap()]);
+    let remote = Remote::new(&[("README", "config only\n")]);
+    let config_dir = tempfile::tempdir().unwrap();
+    let with_root = |root_file: &Path| {
+        write_config(
+            config_dir.path(),
+            &remote,
+            host,
+            None,
+            &format!("sigstore:\n  trustedRoot: {}\n", root_file.display()),
+        )
+    };
+    let config = with_root(&trust.path().join("trusted_root.json"));
+    let check = |args: &[&str]| {
+        let out = crowsnest(root, &[&["check", "."], args].concat());
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, stdout, stderr) = check(&["--config", &config]);
+    assert_eq!(code, Some(0), "the clean checkout: {stdout}{stderr}");
+    // Each problem below alone: exit 1, and where and what.
+    let fails = |args: &[&str], expected: &str| {
+        let (code, stdout, stderr) = check(args);
+        assert_eq!(code, Some(1), "{expected}: {stdout}{stderr}");
+        assert!(
+            stdout.contains(expected),
+            "{expected} in:\n{stdout}{stderr}"
+        );
+        stdout
+    };
+
+    // A key file that is not a public key: the private key by mistake,
+    // and a PEM PUBLIC KEY block that holds no key crowsnest knows.
+    write(
+        "keys/team.pub",
+        &std::fs::read_to_string(keys.path().join(&team)).unwrap(),
+    );
+    fails(
+        &[],
+        "policies/app.yaml:14:18: verify.publicKeys keys/team.pub: no -----BEGIN PUBLIC KEY----- block",
+    );
+    write(
+        "keys/team.pub",
+        "-----BEGIN PUBLIC KEY-----\naGVsbG8gd29ybGQ=\n-----END PUBLIC KEY-----\n",
+    );
+    fails(
+        &[],
+        "policies/app.yaml:14:18: verify.publicKeys keys/team.pub: not an ECDSA P-256/P-384, Ed25519 or RSA public key",
+    );
+    write("keys/team.pub", &team_pem);
+
+    // A key path that leaves the repository.
+    write(
+        "policies/app.yaml",
+        &policy(host, "app", "Always").replace("keys/team.pub", "../keys/team.pub"),
+    );
+    fails(
+        &[],
+        "policies/app.yaml:14:18: verify.publicKeys entry \"../keys/team.pub\" must be a path inside the repository",
+    );
+    write("policies/app.yaml", &policy(host, "app", "Always"));
+
+    // A subject regex that does not compile.
+    write(
+        "policies/svc.yaml",
+        &keyless_policy(host, "svc", "Never").replace("'^https", "'(^https"),
+    );
+    fails(
+        &[],
+        "policies/svc.yaml:16:18: verify.keyless subject is not a valid regular expression",
+    );
+    write("policies/svc.yaml", &keyless_policy(host, "svc", "Never"));
+
+    // Keyless identities, and a daemon config without a trusted root.
+    let without_root = write_config(config_dir.path(), &remote, host, None, "");
+    fails(
+        &["--config", &without_root],
+        "policies/svc.yaml:2:1: verify.keyless needs sigstore.trustedRoot in the daemon config",
+    );
+
+    // A trusted root that is not one: the config file is named, and the
+    // root's file.
+    let broken = trust.path().join("broken.json");
+    std::fs::write(&broken, "{\"mediaType\": 42").unwrap();
+    let config = with_root(&broken);
+    let stdout = fails(&["--config", &config], &format!("{config}: "));
+    assert!(
+        stdout.contains(&broken.display().to_string()),
+        "the message says which file is not a trusted root: {stdout}"
+    );
+}
