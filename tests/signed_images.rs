@@ -1058,3 +1058,161 @@ fn check_names_where_each_broken_verify_block_is_and_what_to_fix() {
         "the message says which file is not a trusted root: {stdout}"
     );
 }
+
+/// `crowsnest_passes_total{…result="ok"}` in `metrics`.
+fn passes_ok(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("crowsnest_passes_total{") && l.contains("result=\"ok\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The daemon keeps verdicts between passes: a steady-state pass asks for
+/// no signature; a signature pushed later (a new tag in the listing) is
+/// read; a commit replacing the key file has every verdict read again.
+#[test]
+fn the_daemon_reads_each_signature_once_until_the_listing_or_the_key_changes() {
+    use std::time::Duration;
+    use support::daemon::Daemon;
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let host = registry.host();
+    let keys = tempfile::tempdir().unwrap();
+    let (team, team_pem) = key_pair(keys.path(), "team", false);
+    let (rotated, rotated_pem) = key_pair(keys.path(), "rotated", true);
+    let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0", "1.2.0"]);
+    let reference = format!("{host}/demo/app");
+    let push_signed = |digest: &str, private: &str, ed25519: bool| {
+        let signed = payload(&reference, digest);
+        let signature = sign(keys.path(), private, ed25519, &signed);
+        registry.push_signatures("demo/app", &sig_tag(digest), &[(signed, signature)]);
+    };
+    // 1.1.0 signed; 1.2.0 (the newest) not yet.
+    push_signed(&app[1].digest, &team, false);
+    let remote = Remote::new(&[
+        ("keys/team.pub", team_pem.as_str()),
+        ("policies/apps.yaml", &policy(&host, "app", "Always")),
+        ("apps/app.yaml", &deployment(&host, "app", "1.0.0")),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = Daemon::free_port();
+    let config = write_config(
+        dir.path(),
+        &remote,
+        &host,
+        None,
+        &format!("scan:\n  interval: 1h\nhttp:\n  listen: 127.0.0.1:{port}\n"),
+    );
+    let mut daemon = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_crowsnest")),
+        Path::new(&config),
+        &[],
+        &[],
+        &dir.path().join("daemon.log"),
+        port,
+    );
+    daemon.wait_ready();
+    let pins = |tag: &str, digest: &str| {
+        remote.file("main", "apps/app.yaml").map(|b| text(&b))
+            == Some(deployment(&host, "app", &format!("{tag}@{digest}")))
+    };
+    let timeout = Duration::from_secs(30);
+    daemon.wait_until("1.1.0 written", timeout, |_| pins("1.1.0", &app[1].digest));
+    daemon.wait_until("the first pass counted", timeout, |d| {
+        passes_ok(&d.metrics()) >= 1
+    });
+    // A pass: a webhook naming the image scans it, and a changed tag list
+    // asks for a pass; one naming a repository no policy watches asks for
+    // a pass too (taking tags from the cache). Counted when done.
+    let pass = |daemon: &mut Daemon, image: &str, what: &str| {
+        let done = passes_ok(&daemon.metrics());
+        let (code, body) = daemon.post(
+            "/hooks/generic",
+            &[],
+            &format!("{{\"image\": \"{image}\"}}"),
+        );
+        assert_eq!(code, 202, "{body}");
+        daemon.wait_until(what, timeout, |d| passes_ok(&d.metrics()) > done);
+    };
+    let unwatched = format!("{host}/demo/unwatched");
+    let signature_requests = |requests: &[support::registry::Logged]| {
+        requests
+            .iter()
+            .filter(|r| {
+                r.path().contains("/manifests/sha256-")
+                    || r.path().contains("/referrers/")
+                    || r.path().contains("/blobs/")
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+
+    // Steady state: a pass from the tag cache asks for no signature.
+    let before = registry.request_count();
+    pass(&mut daemon, &unwatched, "a steady-state pass");
+    assert_eq!(
+        signature_requests(&registry.requests_since(before)),
+        Vec::new(),
+        "a steady-state pass asks for no signature"
+    );
+
+    // 1.2.0 signed later: its `.sig` tag changes the listing, so its
+    // `unsigned` verdict is read again and it is written.
+    push_signed(&app[2].digest, &team, false);
+    let before = registry.request_count();
+    pass(&mut daemon, &reference, "the pass after 1.2.0's signature");
+    daemon.wait_until("1.2.0 written", timeout, |_| pins("1.2.0", &app[2].digest));
+    let requests = registry.requests_since(before);
+    let sig_of = |digest: &str| format!("/v2/demo/app/manifests/{}", sig_tag(digest));
+    assert_eq!(
+        fetched(&requests, &sig_of(&app[2].digest)),
+        1,
+        "{requests:?}"
+    );
+
+    // 1.3.0 signed by another key: a bad signature, not written.
+    let newer = registry.push_tags("demo/app", &["1.3.0"]);
+    push_signed(&newer[0].digest, &rotated, true);
+    pass(&mut daemon, &reference, "the pass after 1.3.0");
+    assert!(
+        pins("1.2.0", &app[2].digest),
+        "1.3.0 is not signed by the team's key"
+    );
+    let before = registry.request_count();
+    pass(
+        &mut daemon,
+        &unwatched,
+        "a steady-state pass with a bad verdict",
+    );
+    assert_eq!(
+        signature_requests(&registry.requests_since(before)),
+        Vec::new(),
+        "a bad verdict is kept while the listing stays"
+    );
+
+    // The team rotates its key in Git: the verdict on 1.3.0 is read
+    // again under the new key (the listing is the same), and 1.3.0 is
+    // written.
+    remote.commit_files(
+        "main",
+        "Rotate the image signing key",
+        &[("keys/team.pub", rotated_pem.as_str())],
+    );
+    let before = registry.request_count();
+    pass(&mut daemon, &unwatched, "the pass after the key change");
+    daemon.wait_until("1.3.0 written", timeout, |_| {
+        pins("1.3.0", &newer[0].digest)
+    });
+    let requests = registry.requests_since(before);
+    assert_eq!(
+        fetched(&requests, &sig_of(&newer[0].digest)),
+        1,
+        "{requests:?}"
+    );
+    assert_eq!(
+        daemon.terminate(Duration::from_secs(25)).code(),
+        Some(0),
+        "{}",
+        daemon.log_text()
+    );
+}
