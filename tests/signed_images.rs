@@ -814,7 +814,11 @@ fn copied_and_tampered_signatures_are_refused_and_an_annotated_payload_is_fetche
     let other = registry.push_tags("demo/other", &["1.4.0"]);
     assert_eq!(other[0].digest, app[4].digest, "the same image");
     let for_other = signed(&payload(&format!("{host}/demo/other"), &app[4].digest));
-    registry.push_signatures("demo/other", &sig_tag(&app[4].digest), &[for_other.clone()]);
+    registry.push_signatures(
+        "demo/other",
+        &sig_tag(&app[4].digest),
+        std::slice::from_ref(&for_other),
+    );
     registry.push_signatures("demo/app", &sig_tag(&app[4].digest), &[for_other]);
     // 1.3.0: payloads changed after signing. The team's signature of
     // 1.1.0's payload over a payload edited to name 1.3.0 (exactly the
