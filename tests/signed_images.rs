@@ -31,23 +31,53 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A P-256 (`ec`) or Ed25519 key pair in `dir`: the private key file and
 /// the public PEM.
 fn key_pair(dir: &Path, name: &str, ed25519: bool) -> (String, String) {
-    let private = format!("{name}.key");
-    if ed25519 {
-        openssl(dir, &["genpkey", "-algorithm", "ed25519", "-out", &private]);
+    let algorithm = if ed25519 {
+        Algorithm::Ed25519
     } else {
-        openssl(
-            dir,
-            &[
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-                &private,
-            ],
-        );
-    }
+        Algorithm::P256
+    };
+    key_pair_of(dir, name, algorithm)
+}
+
+/// The key types cosign signs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Algorithm {
+    P256,
+    P384,
+    Ed25519,
+    Rsa,
+}
+
+/// A key pair of `algorithm` in `dir`: the private key file and the
+/// public PEM. [`sign`] signs with any of them (`ed25519` only for
+/// Ed25519; ECDSA and RSA keys sign the payload's SHA-256, as cosign does).
+fn key_pair_of(dir: &Path, name: &str, algorithm: Algorithm) -> (String, String) {
+    let private = format!("{name}.key");
+    let generate: &[&str] = match algorithm {
+        Algorithm::P256 => &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ],
+        Algorithm::P384 => &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+        ],
+        Algorithm::Ed25519 => &["genpkey", "-algorithm", "ed25519"],
+        Algorithm::Rsa => &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ],
+    };
+    openssl(dir, &[generate, &["-out", &private]].concat());
     openssl(
         dir,
         &[
@@ -617,6 +647,16 @@ fn a_bundle_listed_by_the_referrers_api_is_read_without_the_fallback_tag() {
         keys.path().join(&team).to_str().unwrap(),
         statement_file.to_str().unwrap(),
     ]);
+    // A fallback index is pushed too, listing a bundle by a stranger's key:
+    // read, it would be a bad signature; the API's answer is what counts.
+    let (stranger, _) = key_pair(keys.path(), "stranger", false);
+    let strangers = sigstore(&[
+        "bundle-key",
+        keys.path().to_str().unwrap(),
+        keys.path().join(&stranger).to_str().unwrap(),
+        statement_file.to_str().unwrap(),
+    ]);
+    registry.push_referrer_bundle("demo/app", &app[1].digest, &strangers);
     let index = registry.push_referrer_artifact("demo/app", &app[1].digest, &bundle);
     // The API answers for 1.1.0, the policy's first candidate.
     proxy.inject(
@@ -642,8 +682,547 @@ fn a_bundle_listed_by_the_referrers_api_is_read_without_the_fallback_tag() {
     );
     let fallback = format!("/manifests/{}", app[1].digest.replace(':', "-"));
     assert!(
-        proxy.seen_matching(&fallback).is_empty(),
-        "the fallback tag is not read when the API answers"
+        !proxy.seen_matching("/tags/list").is_empty()
+            && proxy
+                .seen()
+                .iter()
+                .all(|seen| !seen.path().ends_with(&fallback)),
+        "the fallback tag is listed but not read when the API answers"
     );
     assert_eq!(proxy.seen_matching("/referrers/").len(), 1);
+}
+
+// --- key types, refusals, fetched payloads, check, the verdict cache ---
+
+/// `payload`, with the `optional` annotations `cosign sign -a k=v` writes
+/// (`optional` is a JSON object).
+fn annotated_payload(reference: &str, digest: &str, optional: &str) -> Vec<u8> {
+    text(&payload(reference, digest))
+        .replace("\"optional\":null", &format!("\"optional\":{optional}"))
+        .into_bytes()
+}
+
+/// The access-log requests for `path` (exact) among `requests`.
+fn fetched(requests: &[support::registry::Logged], path: &str) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path() == path)
+        .count()
+}
+
+#[test]
+fn each_key_type_cosign_signs_with_verifies_end_to_end_and_is_pinned() {
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let host = registry.host();
+    let keys = tempfile::tempdir().unwrap();
+    let types = [
+        ("p256", Algorithm::P256),
+        ("p384", Algorithm::P384),
+        ("ed25519", Algorithm::Ed25519),
+        ("rsa", Algorithm::Rsa),
+    ];
+    let pairs: Vec<(String, String)> = types
+        .iter()
+        .map(|(name, algorithm)| key_pair_of(keys.path(), name, *algorithm))
+        .collect();
+    let mut files = Vec::new();
+    let mut pushed = Vec::new();
+    for (i, (name, algorithm)) in types.iter().enumerate() {
+        let repository = format!("demo/{name}");
+        let reference = format!("{host}/{repository}");
+        let tags = registry.push_tags(&repository, &["1.0.0", "1.1.0", "1.2.0"]);
+        // 1.1.0: signed by this policy's key. 1.2.0 (the newest): by the
+        // next key type's, which this policy does not trust.
+        let (private, _) = &pairs[i];
+        let signed = payload(&reference, &tags[1].digest);
+        let signature = sign(
+            keys.path(),
+            private,
+            *algorithm == Algorithm::Ed25519,
+            &signed,
+        );
+        registry.push_signatures(
+            &repository,
+            &sig_tag(&tags[1].digest),
+            &[(signed, signature)],
+        );
+        let (next, (other_private, _)) = (types[(i + 1) % 4], &pairs[(i + 1) % 4]);
+        let foreign = payload(&reference, &tags[2].digest);
+        let signature = sign(
+            keys.path(),
+            other_private,
+            next.1 == Algorithm::Ed25519,
+            &foreign,
+        );
+        registry.push_signatures(
+            &repository,
+            &sig_tag(&tags[2].digest),
+            &[(foreign, signature)],
+        );
+        files.push((format!("keys/{name}.pub"), pairs[i].1.clone()));
+        files.push((
+            format!("policies/{name}.yaml"),
+            policy(&host, name, "Always").replace("keys/team.pub", &format!("keys/{name}.pub")),
+        ));
+        files.push((
+            format!("apps/{name}.yaml"),
+            deployment(&host, name, "1.0.0"),
+        ));
+        pushed.push(tags);
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(path, body)| (path.as_str(), body.as_str()))
+        .collect();
+    let remote = Remote::new(&files);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &remote, &host, None, "");
+    let once = crowsnest(dir.path(), &["once", "--config", &config]);
+    assert_eq!(
+        once.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&once.stdout),
+        text(&once.stderr)
+    );
+    let message = remote.message("main");
+    for ((name, _), tags) in types.iter().zip(&pushed) {
+        assert_eq!(
+            text(&remote.file("main", &format!("apps/{name}.yaml")).unwrap()),
+            deployment(&host, name, &format!("1.1.0@{}", tags[1].digest)),
+            "{name}: the tag its key signed, pinned; the newest, signed by another key type, passed over"
+        );
+        assert!(
+            message.contains(&format!(
+                "Verified: default:{name} {} key sha256:",
+                tags[1].digest
+            )),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn copied_and_tampered_signatures_are_refused_and_an_annotated_payload_is_fetched() {
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let host = registry.host();
+    let keys = tempfile::tempdir().unwrap();
+    let (team, team_pem) = key_pair(keys.path(), "team", false);
+    let app = registry.push_tags(
+        "demo/app",
+        &["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0", "1.5.0"],
+    );
+    let reference = format!("{host}/demo/app");
+    let signed = |payload: &[u8]| (payload.to_vec(), sign(keys.path(), &team, false, payload));
+    // 1.5.0 (the newest): unsigned.
+    // 1.4.0: the same image is in demo/other, signed there by the team;
+    // that signature copied to demo/app is for another repository.
+    let other = registry.push_tags("demo/other", &["1.4.0"]);
+    assert_eq!(other[0].digest, app[4].digest, "the same image");
+    let for_other = signed(&payload(&format!("{host}/demo/other"), &app[4].digest));
+    registry.push_signatures(
+        "demo/other",
+        &sig_tag(&app[4].digest),
+        std::slice::from_ref(&for_other),
+    );
+    registry.push_signatures("demo/app", &sig_tag(&app[4].digest), &[for_other]);
+    // 1.3.0: payloads changed after signing. The team's signature of
+    // 1.1.0's payload over a payload edited to name 1.3.0 (exactly the
+    // payload cosign would write for it, so not fetched); and a signed
+    // annotated payload whose annotation was edited (fetched).
+    let (_, of_old) = signed(&payload(&reference, &app[1].digest));
+    let (original, of_annotated) = signed(&annotated_payload(
+        &reference,
+        &app[3].digest,
+        r#"{"build":"ci"}"#,
+    ));
+    let edited = annotated_payload(&reference, &app[3].digest, r#"{"build":"cd"}"#);
+    assert_eq!(original.len(), edited.len());
+    registry.push_signatures(
+        "demo/app",
+        &sig_tag(&app[3].digest),
+        &[
+            (payload(&reference, &app[3].digest), of_old),
+            (edited.clone(), of_annotated),
+        ],
+    );
+    // 1.2.0: signed with annotations (`cosign sign -a`): the payload is
+    // not the one crowsnest can rebuild, so its blob is fetched.
+    let annotated = annotated_payload(
+        &reference,
+        &app[2].digest,
+        r#"{"commit":"4f1c2e9","repo":"acme/app"}"#,
+    );
+    registry.push_signatures("demo/app", &sig_tag(&app[2].digest), &[signed(&annotated)]);
+    // 1.1.0: signed plainly.
+    registry.push_signatures(
+        "demo/app",
+        &sig_tag(&app[1].digest),
+        &[signed(&payload(&reference, &app[1].digest))],
+    );
+    let policies = policy(&host, "app", "Always");
+    let remote = Remote::new(&[
+        ("keys/team.pub", team_pem.as_str()),
+        ("policies/apps.yaml", policies.as_str()),
+        ("apps/app.yaml", &deployment(&host, "app", "1.0.0")),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &remote, &host, None, "");
+    let before = registry.request_count();
+    let once = crowsnest(dir.path(), &["once", "--config", &config]);
+    assert_eq!(
+        once.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&once.stdout),
+        text(&once.stderr)
+    );
+    assert_eq!(
+        text(&remote.file("main", "apps/app.yaml").unwrap()),
+        deployment(&host, "app", &format!("1.2.0@{}", app[2].digest)),
+        "the newest tag with a valid signature, pinned"
+    );
+    let requests = registry.requests_since(before);
+    let blob =
+        |payload: &[u8]| format!("/v2/demo/app/blobs/{}", support::registry::sha256(payload));
+    assert_eq!(
+        fetched(&requests, &blob(&annotated)),
+        1,
+        "the annotated payload is read from its blob: {requests:?}"
+    );
+    assert_eq!(fetched(&requests, &blob(&edited)), 1, "{requests:?}");
+    assert_eq!(
+        fetched(&requests, &blob(&payload(&reference, &app[3].digest))),
+        0,
+        "cosign's own payload is rebuilt, not fetched: {requests:?}"
+    );
+
+    // explain and tags --all give each tag's verdict.
+    let explain = crowsnest(dir.path(), &["explain", "default:app", "--config", &config]);
+    let shown = text(&explain.stdout);
+    assert_eq!(
+        explain.status.code(),
+        Some(0),
+        "{shown}\n{}",
+        text(&explain.stderr)
+    );
+    let line = |tag: &str| {
+        shown
+            .lines()
+            .find(|l| l.starts_with(&format!("{tag} ")))
+            .unwrap_or_else(|| panic!("no line for {tag}:\n{shown}"))
+            .to_owned()
+    };
+    assert!(
+        line("1.5.0").contains("unsigned")
+            && line("1.5.0").contains(&format!("{} has no signature", app[5].digest)),
+        "{shown}"
+    );
+    assert!(
+        line("1.4.0").contains("bad signature")
+            && line("1.4.0").contains(&format!("is for {host}/demo/other, not")),
+        "{shown}"
+    );
+    assert!(
+        line("1.3.0").contains("bad signature") && line("1.3.0").contains("payload was changed"),
+        "{shown}"
+    );
+    assert!(
+        line("1.2.0").contains("selected") && line("1.2.0").contains("signed by sha256:"),
+        "{shown}"
+    );
+    let checkout = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(checkout.path().join("policies")).unwrap();
+    std::fs::create_dir_all(checkout.path().join("keys")).unwrap();
+    std::fs::write(checkout.path().join("policies/apps.yaml"), &policies).unwrap();
+    std::fs::write(checkout.path().join("keys/team.pub"), &team_pem).unwrap();
+    let tags = crowsnest(
+        checkout.path(),
+        &[
+            "tags",
+            &reference,
+            "--policy",
+            "policies/apps.yaml:app",
+            "--config",
+            &config,
+            "--all",
+        ],
+    );
+    assert_eq!(tags.status.code(), Some(0), "{}", text(&tags.stderr));
+    let listed = text(&tags.stdout);
+    let row = |tag: &str| {
+        listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(tag))
+            .unwrap_or_else(|| panic!("no row for {tag}:\n{listed}"))
+            .to_owned()
+    };
+    assert!(
+        listed.contains("selected 1.2.0") && row("1.5.0").contains("unsigned"),
+        "{listed}"
+    );
+    assert!(row("1.4.0").contains("bad signature"), "{listed}");
+}
+
+#[test]
+fn check_names_where_each_broken_verify_block_is_and_what_to_fix() {
+    let keys = tempfile::tempdir().unwrap();
+    let (team, team_pem) = key_pair(keys.path(), "team", false);
+    let host = "registry.example.com";
+    let checkout = tempfile::tempdir().unwrap();
+    let root = checkout.path();
+    std::fs::create_dir_all(root.join("policies")).unwrap();
+    std::fs::create_dir_all(root.join("keys")).unwrap();
+    let write = |path: &str, body: &str| std::fs::write(root.join(path), body).unwrap();
+    write("keys/team.pub", &team_pem);
+    write("policies/app.yaml", &policy(host, "app", "Always"));
+    write("policies/svc.yaml", &keyless_policy(host, "svc", "Never"));
+    let trust = tempfile::tempdir().unwrap();
+    sigstore(&["root", trust.path().to_str().unwrap()]);
+    let remote = Remote::new(&[("README", "config only\n")]);
+    let config_dir = tempfile::tempdir().unwrap();
+    let with_root = |root_file: &Path| {
+        write_config(
+            config_dir.path(),
+            &remote,
+            host,
+            None,
+            &format!("sigstore:\n  trustedRoot: {}\n", root_file.display()),
+        )
+    };
+    let config = with_root(&trust.path().join("trusted_root.json"));
+    let check = |args: &[&str]| {
+        let out = crowsnest(root, &[&["check", "."], args].concat());
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, stdout, stderr) = check(&["--config", &config]);
+    assert_eq!(code, Some(0), "the clean checkout: {stdout}{stderr}");
+    // Each problem below alone: exit 1, and where and what.
+    let fails = |args: &[&str], expected: &str| {
+        let (code, stdout, stderr) = check(args);
+        assert_eq!(code, Some(1), "{expected}: {stdout}{stderr}");
+        assert!(
+            stdout.contains(expected),
+            "{expected} in:\n{stdout}{stderr}"
+        );
+        stdout
+    };
+
+    // A key file that is not a public key: the private key by mistake,
+    // and a PEM PUBLIC KEY block that holds no key crowsnest knows.
+    write(
+        "keys/team.pub",
+        &std::fs::read_to_string(keys.path().join(&team)).unwrap(),
+    );
+    fails(
+        &[],
+        "policies/app.yaml:14:18: verify.publicKeys keys/team.pub: no -----BEGIN PUBLIC KEY----- block",
+    );
+    write(
+        "keys/team.pub",
+        "-----BEGIN PUBLIC KEY-----\naGVsbG8gd29ybGQ=\n-----END PUBLIC KEY-----\n",
+    );
+    fails(
+        &[],
+        "policies/app.yaml:14:18: verify.publicKeys keys/team.pub: not an ECDSA P-256/P-384, Ed25519 or RSA public key",
+    );
+    write("keys/team.pub", &team_pem);
+
+    // A key path that leaves the repository.
+    write(
+        "policies/app.yaml",
+        &policy(host, "app", "Always").replace("keys/team.pub", "../keys/team.pub"),
+    );
+    fails(
+        &[],
+        "policies/app.yaml:14:18: verify.publicKeys entry \"../keys/team.pub\" must be a path inside the repository",
+    );
+    write("policies/app.yaml", &policy(host, "app", "Always"));
+
+    // A subject regex that does not compile.
+    write(
+        "policies/svc.yaml",
+        &keyless_policy(host, "svc", "Never").replace("'^https", "'(^https"),
+    );
+    fails(
+        &[],
+        "policies/svc.yaml:16:18: verify.keyless subject is not a valid regular expression",
+    );
+    write("policies/svc.yaml", &keyless_policy(host, "svc", "Never"));
+
+    // Keyless identities, and a daemon config without a trusted root.
+    let without_root = write_config(config_dir.path(), &remote, host, None, "");
+    fails(
+        &["--config", &without_root],
+        "policies/svc.yaml:2:1: verify.keyless needs sigstore.trustedRoot in the daemon config",
+    );
+
+    // A trusted root that is not one: the config file is named, and the
+    // root's file.
+    let broken = trust.path().join("broken.json");
+    std::fs::write(&broken, "{\"mediaType\": 42").unwrap();
+    let config = with_root(&broken);
+    let stdout = fails(&["--config", &config], &format!("{config}: "));
+    assert!(
+        stdout.contains(&broken.display().to_string()),
+        "the message says which file is not a trusted root: {stdout}"
+    );
+}
+
+/// `crowsnest_passes_total{…result="ok"}` in `metrics`.
+fn passes_ok(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("crowsnest_passes_total{") && l.contains("result=\"ok\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The daemon keeps verdicts between passes: a steady-state pass asks for
+/// no signature; a signature pushed later (a new tag in the listing) is
+/// read; a commit replacing the key file has every verdict read again.
+#[test]
+fn the_daemon_reads_each_signature_once_until_the_listing_or_the_key_changes() {
+    use std::time::Duration;
+    use support::daemon::Daemon;
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let host = registry.host();
+    let keys = tempfile::tempdir().unwrap();
+    let (team, team_pem) = key_pair(keys.path(), "team", false);
+    let (rotated, rotated_pem) = key_pair(keys.path(), "rotated", true);
+    let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0", "1.2.0"]);
+    let reference = format!("{host}/demo/app");
+    let push_signed = |digest: &str, private: &str, ed25519: bool| {
+        let signed = payload(&reference, digest);
+        let signature = sign(keys.path(), private, ed25519, &signed);
+        registry.push_signatures("demo/app", &sig_tag(digest), &[(signed, signature)]);
+    };
+    // 1.1.0 signed; 1.2.0 (the newest) not yet.
+    push_signed(&app[1].digest, &team, false);
+    let remote = Remote::new(&[
+        ("keys/team.pub", team_pem.as_str()),
+        ("policies/apps.yaml", &policy(&host, "app", "Always")),
+        ("apps/app.yaml", &deployment(&host, "app", "1.0.0")),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = Daemon::free_port();
+    let config = write_config(
+        dir.path(),
+        &remote,
+        &host,
+        None,
+        &format!("scan:\n  interval: 1h\nhttp:\n  listen: 127.0.0.1:{port}\n"),
+    );
+    let mut daemon = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_crowsnest")),
+        Path::new(&config),
+        &[],
+        &[],
+        &dir.path().join("daemon.log"),
+        port,
+    );
+    daemon.wait_ready();
+    let pins = |tag: &str, digest: &str| {
+        remote.file("main", "apps/app.yaml").map(|b| text(&b))
+            == Some(deployment(&host, "app", &format!("{tag}@{digest}")))
+    };
+    let timeout = Duration::from_secs(30);
+    daemon.wait_until("1.1.0 written", timeout, |_| pins("1.1.0", &app[1].digest));
+    daemon.wait_until("the first pass counted", timeout, |d| {
+        passes_ok(&d.metrics()) >= 1
+    });
+    // A pass: a webhook naming the image scans it, and a changed tag list
+    // asks for a pass; one naming a repository no policy watches asks for
+    // a pass too (taking tags from the cache). Counted when done.
+    let pass = |daemon: &mut Daemon, image: &str, what: &str| {
+        let done = passes_ok(&daemon.metrics());
+        let (code, body) = daemon.post(
+            "/hooks/generic",
+            &[],
+            &format!("{{\"image\": \"{image}\"}}"),
+        );
+        assert_eq!(code, 202, "{body}");
+        daemon.wait_until(what, timeout, |d| passes_ok(&d.metrics()) > done);
+    };
+    let unwatched = format!("{host}/demo/unwatched");
+    let signature_requests = |requests: &[support::registry::Logged]| {
+        requests
+            .iter()
+            .filter(|r| {
+                r.path().contains("/manifests/sha256-")
+                    || r.path().contains("/referrers/")
+                    || r.path().contains("/blobs/")
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+
+    // Steady state: a pass from the tag cache asks for no signature.
+    let before = registry.request_count();
+    pass(&mut daemon, &unwatched, "a steady-state pass");
+    assert_eq!(
+        signature_requests(&registry.requests_since(before)),
+        Vec::new(),
+        "a steady-state pass asks for no signature"
+    );
+
+    // 1.2.0 signed later: its `.sig` tag changes the listing, so its
+    // `unsigned` verdict is read again and it is written.
+    push_signed(&app[2].digest, &team, false);
+    let before = registry.request_count();
+    pass(&mut daemon, &reference, "the pass after 1.2.0's signature");
+    daemon.wait_until("1.2.0 written", timeout, |_| pins("1.2.0", &app[2].digest));
+    let requests = registry.requests_since(before);
+    let sig_of = |digest: &str| format!("/v2/demo/app/manifests/{}", sig_tag(digest));
+    assert_eq!(
+        fetched(&requests, &sig_of(&app[2].digest)),
+        1,
+        "{requests:?}"
+    );
+
+    // 1.3.0 signed by another key: a bad signature, not written.
+    let newer = registry.push_tags("demo/app", &["1.3.0"]);
+    push_signed(&newer[0].digest, &rotated, true);
+    pass(&mut daemon, &reference, "the pass after 1.3.0");
+    assert!(
+        pins("1.2.0", &app[2].digest),
+        "1.3.0 is not signed by the team's key"
+    );
+    let before = registry.request_count();
+    pass(
+        &mut daemon,
+        &unwatched,
+        "a steady-state pass with a bad verdict",
+    );
+    assert_eq!(
+        signature_requests(&registry.requests_since(before)),
+        Vec::new(),
+        "a bad verdict is kept while the listing stays"
+    );
+
+    // The team rotates its key in Git: the verdict on 1.3.0 is read
+    // again under the new key (the listing is the same), and 1.3.0 is
+    // written.
+    remote.commit_files(
+        "main",
+        "Rotate the image signing key",
+        &[("keys/team.pub", rotated_pem.as_str())],
+    );
+    let before = registry.request_count();
+    pass(&mut daemon, &unwatched, "the pass after the key change");
+    daemon.wait_until("1.3.0 written", timeout, |_| {
+        pins("1.3.0", &newer[0].digest)
+    });
+    let requests = registry.requests_since(before);
+    assert_eq!(
+        fetched(&requests, &sig_of(&newer[0].digest)),
+        1,
+        "{requests:?}"
+    );
+    assert_eq!(
+        daemon.terminate(Duration::from_secs(25)).code(),
+        Some(0),
+        "{}",
+        daemon.log_text()
+    );
 }

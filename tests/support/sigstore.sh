@@ -23,6 +23,11 @@
 #       or log entry (a key-based bundle)
 set -euo pipefail
 
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "sigstore.sh: openssl is not installed; install it with: apt-get install openssl" >&2
+  exit 1
+fi
+
 b64() { base64 -w0; }
 ossl() { openssl "$@" 2>/dev/null; }
 json_string() { # a file's text as a JSON string
