@@ -810,12 +810,10 @@ impl Reconciler {
                 .await
             {
                 Ok((order, promotion)) => {
-                    if let Some(order) = order {
-                        if let Some(p) = inventory.policies.get_mut(&policy.id) {
-                            p.rule = order.rule;
-                            p.filter = order.filter;
-                            p.exclusions = order.exclusions;
-                        }
+                    if let Some(p) = inventory.policies.get_mut(&policy.id) {
+                        p.rule = order.rule;
+                        p.filter = order.filter;
+                        p.exclusions = order.exclusions;
                     }
                     if let Some(at) = promotion.decision.next_change {
                         let at = std::time::UNIX_EPOCH
@@ -852,7 +850,9 @@ impl Reconciler {
 
     /// One promotion: reads (incrementally) the history of its source
     /// policy on the source entry's branch and decides. Returns the
-    /// source policy's ordering when it is known.
+    /// policy whose ordering it used (the first registry policy up the
+    /// chain); a source that declares no such policy is an error, never a
+    /// guessed ordering.
     async fn promotion(
         &self,
         inventory: &Inventory,
@@ -860,7 +860,7 @@ impl Reconciler {
         policy: &Policy,
         promote: &crate::policy::Promote,
         now: SystemTime,
-    ) -> Result<(Option<Policy>, Promotion), String> {
+    ) -> Result<(Policy, Promotion), String> {
         let name = promote
             .repository
             .clone()
@@ -946,22 +946,24 @@ impl Reconciler {
         })
         .await
         .map_err(|e| e.to_string())??;
-        let order = local_order.flatten().or(remote_order);
+        let Some(order) = local_order.flatten().or(remote_order) else {
+            return Err(format!(
+                "{}: promote.from {}: repository {name:?} (branch {}) declares no such policy, or its promote.from chain never reaches a policy that chooses from the registry; nothing is promoted until it does",
+                promote.from_at, promote.from, source.entry.git.branch
+            ));
+        };
         let current = if policy.allow_downgrade {
             None
         } else {
             current_tag(inventory, &policy.id)
         };
-        let decision = {
-            let ordering = order.as_ref().unwrap_or(policy);
-            promote::decide(
-                &timeline,
-                promote,
-                &ordering.selector(),
-                current.as_deref(),
-                unix(now),
-            )
-        };
+        let decision = promote::decide(
+            &timeline,
+            promote,
+            &order.selector(),
+            current.as_deref(),
+            unix(now),
+        );
         if let Ok(mut timelines) = self.timelines.lock() {
             timelines.insert(key, timeline);
         }
@@ -1313,12 +1315,22 @@ fn read_inventory(
     entry: &RepositoryConfig,
 ) -> Result<(Inventory, Vec<Finding>), ReconcileError> {
     let source = GitSource::new(repo, base)?;
+    let names: Vec<&str> = config
+        .repositories
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
     let options = inventory::Options {
         policies_dir: &entry.git.policies,
         scan_dir: &entry.git.path,
         flux_in_scan_dir: config.flux.scan_path,
         automation: config.flux.automation.as_ref(),
         automation_path: entry.unset.path,
+        sources: Some(inventory::Sources {
+            entry: &entry.name,
+            entries: &names,
+            verify_keys: !config.verify_keys.is_empty(),
+        }),
     };
     Ok(Inventory::build_with(&source, &options)?)
 }

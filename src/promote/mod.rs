@@ -692,19 +692,22 @@ pub fn policy_at(
 
 /// The registry policy whose ordering a promotion of `from` uses: `from`
 /// itself, or for a promotion of a promotion the first registry policy up
-/// the chain, looked up with `lookup`.
+/// the chain, looked up with `lookup`. `None` when a policy of the chain
+/// is missing or the chain is a cycle: then nothing orders the values.
 pub fn ordering(
     from: &PolicyId,
     mut lookup: impl FnMut(&PolicyId) -> Option<crate::policy::Policy>,
 ) -> Option<crate::policy::Policy> {
+    let mut seen = vec![from.clone()];
     let mut at = lookup(from)?;
-    for _ in 0..8 {
-        match at.promote.clone() {
-            None => return Some(at),
-            Some(promote) => at = lookup(&promote.from)?,
+    while let Some(promote) = at.promote.take() {
+        if seen.contains(&promote.from) {
+            return None;
         }
+        at = lookup(&promote.from)?;
+        seen.push(promote.from);
     }
-    None
+    Some(at)
 }
 
 /// The source policy's setters in one file version (none if the file does

@@ -85,6 +85,12 @@ fn promote(soak_hours: u64) -> Promote {
         soak: Duration::from_secs(soak_hours * 3600),
         rollback_blocks: true,
         require_signed: false,
+        from_at: crate::model::Located::new(
+            "policies/production.yaml",
+            crate::model::Position::new(9, 11),
+        ),
+        repository_at: None,
+        require_signed_at: None,
     }
 }
 
