@@ -806,7 +806,7 @@ pub enum Verdict {
     HeldUnsigned {
         commit: Oid,
     },
-    /// Eligible, but not above what the destination holds.
+    /// Eligible, but below what the destination holds (never backwards).
     NotHigher,
     /// Eligible, but a higher eligible value was picked.
     Outranked,
