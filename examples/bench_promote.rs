@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use crowsnest::model::PolicyId;
+use crowsnest::model::{Located, PolicyId, Position};
 use crowsnest::policy::{Exclusions, Promote, Range, Rule, Selector};
 use crowsnest::promote::{Timeline, decide};
 
@@ -52,6 +52,9 @@ fn main() {
         soak: Duration::from_secs(3600),
         rollback_blocks: true,
         require_signed: false,
+        from_at: Located::new("policies/production.yaml", Position::new(9, 11)),
+        repository_at: None,
+        require_signed_at: None,
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -825,9 +825,7 @@ impl Reconciler {
                 .await
             {
                 Ok((order, promotion)) => {
-                    if let Some(order) = order {
-                        take_ordering(inventory, &policy.id, order);
-                    }
+                    take_ordering(inventory, &policy.id, order);
                     if let Some(at) = promotion.decision.next_change {
                         let at = std::time::UNIX_EPOCH
                             + Duration::from_secs(u64::try_from(at).unwrap_or(0));
@@ -866,9 +864,11 @@ impl Reconciler {
 
     /// One promotion: reads (incrementally) the history of its source
     /// policy on the source entry's branch and decides. Returns the
-    /// source policy's ordering when it is known. `verifier` is this
-    /// pass's [`Self::signature_verifier`]; `tips` the source branches
-    /// fetched so far in this pass, so each is fetched once.
+    /// policy whose ordering it used (the first registry policy up the
+    /// chain); a source that declares no such policy is an error, never a
+    /// guessed ordering. `verifier` is this pass's
+    /// [`Self::signature_verifier`]; `tips` the source branches fetched so
+    /// far in this pass, so each is fetched once.
     #[allow(clippy::too_many_arguments)]
     async fn promotion(
         &self,
@@ -879,7 +879,7 @@ impl Reconciler {
         now: SystemTime,
         verifier: Option<&Result<Arc<crate::git::verify::Verifier>, String>>,
         tips: &mut HashMap<String, git2::Oid>,
-    ) -> Result<(Option<Policy>, Promotion), String> {
+    ) -> Result<(Policy, Promotion), String> {
         let name = promote
             .repository
             .clone()
@@ -969,22 +969,24 @@ impl Reconciler {
         if !same {
             tips.insert(name.clone(), fetched);
         }
-        let order = local_order.flatten().or(remote_order);
+        let Some(order) = local_order.flatten().or(remote_order) else {
+            return Err(format!(
+                "{}: promote.from {}: repository {name:?} (branch {}) declares no such policy, or its promote.from chain never reaches a policy that chooses from the registry; nothing is promoted until it does",
+                promote.from_at, promote.from, source.entry.git.branch
+            ));
+        };
         let current = if policy.allow_downgrade {
             None
         } else {
             current_tag(inventory, &policy.id)
         };
-        let decision = {
-            let ordering = order.as_ref().unwrap_or(policy);
-            promote::decide(
-                &timeline,
-                promote,
-                &ordering.selector(),
-                current.as_deref(),
-                unix(now),
-            )
-        };
+        let decision = promote::decide(
+            &timeline,
+            promote,
+            &order.selector(),
+            current.as_deref(),
+            unix(now),
+        );
         if let Ok(mut timelines) = self.timelines.lock() {
             timelines.insert(key, timeline);
         }
@@ -1329,13 +1331,24 @@ fn read_inventory(
     entry: &RepositoryConfig,
 ) -> Result<(Inventory, Vec<Finding>), ReconcileError> {
     let source = GitSource::new(repo, base)?;
-    Ok(Inventory::build_with(
-        &source,
-        &inventory_options(config, entry),
-    )?)
+    let names: Vec<&str> = config
+        .repositories
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    let options = inventory::Options {
+        sources: Some(inventory::Sources {
+            entry: &entry.name,
+            entries: &names,
+            verify_keys: !config.verify_keys.is_empty(),
+        }),
+        ..inventory_options(config, entry)
+    };
+    Ok(Inventory::build_with(&source, &options)?)
 }
 
-/// Where a repository entry's policies and setters are, as a pass reads them.
+/// Where a repository entry's policies and setters are, as a pass reads
+/// them (without the lint of `promote` keys, which needs every entry).
 pub fn inventory_options<'a>(
     config: &'a Config,
     entry: &'a RepositoryConfig,
@@ -1346,6 +1359,7 @@ pub fn inventory_options<'a>(
         flux_in_scan_dir: config.flux.scan_path,
         automation: config.flux.automation.as_ref(),
         automation_path: entry.unset.path,
+        sources: None,
     }
 }
 

@@ -564,12 +564,13 @@ impl Scheduler {
             Ok(report) => {
                 entry.failures = 0;
                 entry.next_pass = now + jittered(interval);
-                // A promotion candidate finishing its soak: pass right then.
-                if let Some(at) = report.wake_at {
-                    let left = at.duration_since(wall).unwrap_or(Duration::ZERO);
+                // A promotion candidate finishing its soak, or a window
+                // opening: pass right then.
+                if let Some(wake) = report.wake_at {
+                    let left = wake.duration_since(wall).unwrap_or(Duration::ZERO);
                     let at = now + left + Duration::from_millis(50);
                     if at < entry.next_pass {
-                        info!(repository = %name, in_ = ?left, "next pass when a promotion candidate has soaked");
+                        info!(repository = %name, at = %timestamp(wake), in_ = ?left, "next pass when a promotion candidate has soaked or a window opens");
                         entry.next_pass = at;
                     }
                 }

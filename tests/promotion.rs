@@ -7,7 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::daemon::Daemon;
 use support::git::{Remote, git, write};
@@ -167,6 +167,21 @@ fn crowsnest(dir: &Path, args: &[&str]) -> Output {
         .expect("run crowsnest")
 }
 
+/// The committer time of `rev`'s tip, in seconds since the epoch.
+fn commit_time(remote: &Remote, rev: &str) -> i64 {
+    let out = remote
+        .git()
+        .args(["log", "-1", "--format=%ct", rev])
+        .output()
+        .unwrap();
+    text(&out.stdout).trim().parse().unwrap()
+}
+
+/// `2026-01-02T03:04:05Z`, as the status and the log print times.
+fn format_utc(t: i64) -> String {
+    jiff::Timestamp::from_second(t).unwrap().to_string()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -246,15 +261,18 @@ fn once_promotes_the_value_that_soaked_exactly_and_never_a_rolled_back_one() {
                     ),
                 ],
             ),
+            // Held 10 hours: not long enough on its own.
             step(t - 80 * HOUR, "bot", &[staging(&with_digest)]),
-            step(t - 40 * HOUR, "bot", &[staging("1.3.0")]),
-            // A manual rollback: 1.3.0 is never promoted; the value alice
-            // put back counts as held again, with her as its author.
-            step(t - 38 * HOUR, "alice", &[staging(&with_digest)]),
+            // Held 30 hours, longer than the soak, then rolled back: only
+            // the rollback keeps it from production.
+            step(t - 70 * HOUR, "bot", &[staging("1.3.0")]),
+            // A manual rollback: the value alice put back counts as held
+            // again, with her as its author, and this period soaks.
+            step(t - 40 * HOUR, "alice", &[staging(&with_digest)]),
             step(t - 2 * HOUR, "bot", &[staging("1.2.0")]),
         ],
     );
-    let soaked_commit = setup.remote.log("main")[3].id.clone();
+    let soaked_commit = setup.remote.log("main")[1].id.clone();
     let config = setup.config("");
     let repo = setup.remote.path.to_str().unwrap().to_owned();
 
@@ -264,12 +282,36 @@ fn once_promotes_the_value_that_soaked_exactly_and_never_a_rolled_back_one() {
     );
     assert_eq!(explain.status.code(), Some(0), "{}", text(&explain.stderr));
     let table = text(&explain.stdout);
-    assert!(table.contains("soaking 2h of 1day"), "{table}");
-    assert!(table.contains("rolled back in "), "{table}");
+    assert!(table.contains("soaking 2h of 24h"), "{table}");
     assert!(
         table.contains(&format!("picked {host}/demo/app:1.1.0@{D1}")),
         "{table}"
     );
+    let explain = crowsnest(
+        setup.dir.path(),
+        &["explain", "production:app", "--repo", &repo, "--json"],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&explain.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&explain.stdout)));
+    let candidate = |value: &str| {
+        json["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["value"] == format!("{host}/demo/app:{value}"))
+            .unwrap_or_else(|| panic!("{value} in {json:#}"))
+            .clone()
+    };
+    let rolled_back = candidate("1.3.0");
+    assert_eq!(
+        rolled_back["verdict"],
+        format!("rolled back in {}", &soaked_commit[..12]),
+        "held past the soak, so only the rollback blocks it"
+    );
+    let picked = candidate(&with_digest);
+    assert_eq!(picked["verdict"], "picked");
+    assert_eq!(picked["author"], "alice", "{picked:#}");
+    assert_eq!(picked["commit"], soaked_commit.as_str());
 
     let once = crowsnest(
         setup.dir.path(),
@@ -445,13 +487,42 @@ fn a_chain_carries_the_first_digest_through_every_stage() {
                     "production/app.yaml",
                     deployment(&host, "production:app", "1.0.0"),
                 ),
+                // A promotion of itself: a finding that holds back only qa.
+                (
+                    "policies/qa.yaml",
+                    promotion_policy(&host, "qa", "    from: qa:app\n"),
+                ),
+                ("qa/app.yaml", deployment(&host, "qa:app", "1.0.0")),
             ],
         )],
+    );
+    let finding = "policies/qa.yaml:9:11: promote.from names qa:app itself";
+    let checkout = setup.dir.path().join("checkout");
+    assert!(
+        git()
+            .args(["clone", "-q"])
+            .arg(&setup.remote.path)
+            .arg(&checkout)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let check = crowsnest(setup.dir.path(), &["check", checkout.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check.stderr));
+    assert!(
+        text(&check.stdout).contains(finding),
+        "{}",
+        text(&check.stdout)
     );
     let config = setup.config("");
     let config = config.to_str().unwrap();
     let first = crowsnest(setup.dir.path(), &["once", "--config", config]);
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stderr).contains(finding),
+        "{}",
+        text(&first.stderr)
+    );
     assert_eq!(
         setup.file("staging/app.yaml"),
         deployment(&host, "staging:app", &value)
@@ -462,11 +533,15 @@ fn a_chain_carries_the_first_digest_through_every_stage() {
         deployment(&host, "production:app", "1.0.0")
     );
     let second = crowsnest(setup.dir.path(), &["once", "--config", config]);
-    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));
     assert_eq!(
         setup.file("production/app.yaml"),
         deployment(&host, "production:app", &value),
         "a promotion of a promotion keeps the original digest"
+    );
+    assert_eq!(
+        setup.file("qa/app.yaml"),
+        deployment(&host, "qa:app", "1.0.0")
     );
 }
 
@@ -537,7 +612,7 @@ fn a_daemon_promotes_between_branches_when_the_soak_ends() {
         Path::new(env!("CARGO_BIN_EXE_crowsnest")),
         &config,
         &[],
-        &[],
+        &[("CROWSNEST_LOG_FORMAT", "json")],
         &dir.path().join("daemon.log"),
         port,
     );
@@ -546,45 +621,76 @@ fn a_daemon_promotes_between_branches_when_the_soak_ends() {
         remote.file(branch, "app.yaml")
             == Some(deployment(&host, &format!("{ns}:app"), value).into_bytes())
     };
+    let promotion = |d: &Daemon| {
+        d.status()["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["repository"] == "production")
+            .map(|p| p["promotion"].clone())
+            .unwrap_or_default()
+    };
+    let value = format!("{host}/demo/app:1.1.0");
     registry.push_tags("demo/app", &["1.1.0"]);
     daemon.wait_until("staging at 1.1.0", Duration::from_secs(30), |_| {
         pins("staging", "staging", "1.1.0")
     });
-    let staged = Instant::now();
+    let staging_commit = remote.tip("staging");
+    let staged_at = commit_time(&remote, "staging");
+    // Production's pass after staging's commit: the value soaks, and the
+    // status says until when (the commit's time plus the soak).
+    daemon.wait_until("1.1.0 soaking", Duration::from_secs(20), |d| {
+        promotion(d)["soaking"] == value.as_str()
+    });
+    let soaking = promotion(&daemon);
     assert!(
         pins("production", "production", "1.0.0"),
         "production waits for the soak"
     );
-    daemon.wait_until("the promotion", Duration::from_secs(20), |d| {
-        let _ = d;
+    let eligible_at = format_utc(staged_at + 3);
+    assert_eq!(soaking["eligibleAt"], eligible_at.as_str(), "{soaking:#}");
+    assert_eq!(soaking["from"], "staging:app");
+    assert_eq!(soaking["repository"], "staging");
+    daemon.wait_until("the promotion", Duration::from_secs(20), |_| {
         pins("production", "production", "1.1.0")
     });
-    let waited = staged.elapsed();
+    // The scheduler set the next pass for the moment the soak ends (not
+    // a polling tick), and the commit came then.
+    let scheduled = daemon.log_text().lines().any(|line| {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            return false;
+        };
+        let fields = &event["fields"];
+        fields["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("next pass when a promotion candidate has soaked"))
+            && fields["repository"] == "production"
+            && fields["at"] == eligible_at.as_str()
+    });
     assert!(
-        waited >= Duration::from_secs(1),
-        "promoted after the soak: {waited:?}"
+        scheduled,
+        "a pass scheduled at {eligible_at}:\n{}",
+        daemon.log_text()
     );
+    let promoted_at = commit_time(&remote, "production");
     assert!(
-        waited < Duration::from_secs(10),
-        "promoted when the soak ended: {waited:?}"
+        (staged_at + 3..=staged_at + 4).contains(&promoted_at),
+        "promoted when the soak ended ({eligible_at}), not at {}",
+        format_utc(promoted_at)
     );
     let message = remote.message("production");
-    let staging_commit = remote.tip("staging");
     assert!(
         message.contains(&format!("Promoted-From: staging:app {staging_commit}")),
         "{message}\n{}",
         daemon.log_text()
     );
-    let status = daemon.status();
-    let production = status["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["repository"] == "production")
-        .unwrap()
-        .clone();
-    assert_eq!(production["promotion"]["from"], "staging:app");
-    assert_eq!(production["promotion"]["repository"], "staging");
+    daemon.wait_until("the pick in the status", Duration::from_secs(20), |d| {
+        promotion(d)["picked"] == value.as_str()
+    });
+    let done = promotion(&daemon);
+    assert_eq!(done["pickedCommit"], staging_commit.as_str(), "{done:#}");
+    assert!(done["soaking"].is_null(), "{done:#}");
+    assert!(done["eligibleAt"].is_null(), "{done:#}");
     key.verify_commit(&remote.path, "production")
         .expect("signed");
     daemon.terminate(Duration::from_secs(20));
@@ -596,8 +702,6 @@ fn a_change_waits_for_its_window_and_lands_when_it_opens() {
     let registry = RegistryServer::start(Auth::Anonymous);
     registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
     let host = registry.host();
-    // The window opens four seconds from now (UTC) and stays open an hour.
-    let opens = now() + 4;
     let clock = |t: i64| {
         let of_day = t.rem_euclid(86_400);
         format!(
@@ -607,14 +711,19 @@ fn a_change_waits_for_its_window_and_lands_when_it_opens() {
             of_day % 60
         )
     };
-    let policy = format!(
-        "{}  window:\n    - from: \"{}\"\n      to: \"{}\"\n",
-        registry_policy(&host, "default"),
-        clock(opens),
-        clock(opens + HOUR)
-    );
+    // A window (UTC) an hour long that opens at `opens`.
+    let policy = |opens: i64| {
+        format!(
+            "{}  window:\n    - from: \"{}\"\n      to: \"{}\"\n",
+            registry_policy(&host, "default"),
+            clock(opens),
+            clock(opens + HOUR)
+        )
+    };
+    // First the window opens two hours from now: closed for this whole test.
+    let later = now() + 2 * HOUR;
     let remote = Remote::new(&[
-        ("policies/app.yaml", &policy),
+        ("policies/app.yaml", &policy(later)),
         ("apps/app.yaml", &deployment(&host, "default:app", "1.0.0")),
     ]);
     let key = GpgKey::ed25519();
@@ -646,23 +755,54 @@ fn a_change_waits_for_its_window_and_lands_when_it_opens() {
         Path::new(env!("CARGO_BIN_EXE_crowsnest")),
         &config,
         &[],
-        &[],
+        &[("CROWSNEST_LOG_FORMAT", "json")],
         &dir.path().join("daemon.log"),
         port,
     );
     daemon.wait_ready();
     let status = daemon.status();
-    assert!(
-        status["policies"][0]["waitingForWindow"].is_string() || now() >= opens,
+    assert_eq!(
+        status["policies"][0]["waitingForWindow"],
+        format_utc(later).as_str(),
         "{status:#}"
     );
+    // Now, with the daemon running, the window is moved to open four
+    // seconds from now, and a webhook about a new (lower) tag brings a pass.
+    let opens = now() + 4;
+    remote.commit_files(
+        "main",
+        "window opens soon",
+        &[("policies/app.yaml", &policy(opens))],
+    );
+    registry.push_tags("demo/app", &["1.0.1"]);
+    let (code, body) = daemon.post(
+        "/hooks/generic",
+        &[],
+        &format!("{{\"image\": \"{host}/demo/app\"}}"),
+    );
+    assert_eq!(code, 202, "{body}");
     daemon.wait_until(
         "the commit when the window opens",
         Duration::from_secs(20),
         |_| pinned("1.1.0"),
     );
     let landed = now();
-    assert!(landed >= opens, "not before the window opened");
+    // The pass after the webhook held the change for the new opening, so
+    // it was written by the pass the opening woke, not by that one.
+    let held = daemon.log_text().lines().any(|line| {
+        serde_json::from_str::<serde_json::Value>(line).is_ok_and(|event| {
+            event["fields"]["message"] == "waiting for window"
+                && event["fields"]["opens"] == format_utc(opens).as_str()
+        })
+    });
+    assert!(
+        held,
+        "held until {}:\n{}",
+        format_utc(opens),
+        daemon.log_text()
+    );
+    let committed = commit_time(&remote, "main");
+    assert!(committed >= opens, "not before the window opened");
     assert!(
         landed <= opens + 3,
         "right after it opened: {landed} vs {opens}"

@@ -5,7 +5,7 @@
 use crate::cli::{CheckArgs, Exit};
 use crate::commands::report;
 use crate::config::Config;
-use crate::inventory::{DirSource, Inventory, Options};
+use crate::inventory::{DirSource, Inventory, Options, Sources};
 
 pub async fn run(args: CheckArgs) -> Exit {
     let mut problems = 0usize;
@@ -45,13 +45,19 @@ pub async fn run(args: CheckArgs) -> Exit {
             Some(Ok(entry)) => Some(entry),
             None => None,
         };
+        let names: Vec<&str> = config
+            .iter()
+            .flat_map(|c| &c.repositories)
+            .map(|r| r.name.as_str())
+            .collect();
         let options = match (&config, entry) {
             (Some(c), Some(entry)) => Options {
-                policies_dir: &entry.git.policies,
-                scan_dir: &entry.git.path,
-                flux_in_scan_dir: c.flux.scan_path,
-                automation: c.flux.automation.as_ref(),
-                automation_path: entry.unset.path,
+                sources: Some(Sources {
+                    entry: &entry.name,
+                    entries: &names,
+                    verify_keys: !c.verify_keys.is_empty(),
+                }),
+                ..crate::reconcile::inventory_options(c, entry)
             },
             _ => Options {
                 policies_dir: "policies",

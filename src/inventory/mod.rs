@@ -13,6 +13,9 @@ use crate::manifests::{self, Setter};
 use crate::model::{Located, PolicyId, Position};
 use crate::policy::{self, Automation, Declares, FluxObjects, Policy};
 
+mod promotions;
+pub use promotions::Sources;
+
 /// The largest manifest crowsnest reads, in bytes; larger files are reported.
 pub const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
 
@@ -175,6 +178,8 @@ pub struct Options<'a> {
     /// Take the automation's `update.path` as the scan folder (the daemon
     /// config leaves `git.path` unset).
     pub automation_path: bool,
+    /// The daemon config's promotion sources, when there is a config.
+    pub sources: Option<Sources<'a>>,
 }
 
 impl Inventory {
@@ -328,6 +333,7 @@ impl Inventory {
         for id in self.disabled.keys() {
             self.policies.remove(id);
         }
+        self.check_promotions(options.sources, findings);
         Ok(())
     }
 

@@ -467,3 +467,91 @@ fn a_policy_document_that_is_not_yaml_keeps_its_neighbours() {
     let (inventory, _) = build(&[("policies/apps.yaml", &format!("{POLICY}---\n{broken}"))]);
     assert_eq!(inventory.policies.len(), 1);
 }
+
+/// A promotion policy `name` (default namespace) with `promote` keys.
+fn promotion(name: &str, promote: &str) -> String {
+    format!(
+        "apiVersion: crowsnest/v1\nkind: ImagePolicy\nmetadata:\n  name: {name}\nspec:\n  image: ghcr.io/org/app\n  promote:\n{promote}"
+    )
+}
+
+#[test]
+fn promotions_that_cannot_read_their_source_are_findings_at_the_key() {
+    let files = [
+        ("policies/app.yaml", POLICY.to_owned()),
+        ("policies/good.yaml", promotion("good", "    from: app\n")),
+        // Promotes good, which promotes app: a chain, fine.
+        ("policies/later.yaml", promotion("later", "    from: good\n")),
+        ("policies/nowhere.yaml", promotion("nowhere", "    from: gone\n")),
+        ("policies/itself.yaml", promotion("itself", "    from: itself\n")),
+        ("policies/ping.yaml", promotion("ping", "    from: pong\n")),
+        ("policies/pong.yaml", promotion("pong", "    from: ping\n")),
+        // Its source is disabled, so it is too.
+        ("policies/after.yaml", promotion("after", "    from: ping\n")),
+        (
+            "policies/elsewhere.yaml",
+            promotion("elsewhere", "    from: app\n    repository: prod\n"),
+        ),
+        (
+            "policies/other.yaml",
+            promotion("other", "    from: x\n    repository: staging\n"),
+        ),
+        (
+            "policies/signed.yaml",
+            promotion("signed", "    from: app\n    requireSigned: true\n"),
+        ),
+        (
+            "apps/deploy.yaml",
+            "a: ghcr.io/org/app:1 # {\"$imagepolicy\": \"default:good\"}\nb: ghcr.io/org/app:1 # {\"$imagepolicy\": \"default:nowhere\"}\n".to_owned(),
+        ),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let source = Mem::new(&files);
+    let entries = ["main", "staging"];
+    let options = Options {
+        policies_dir: "policies",
+        sources: Some(Sources {
+            entry: "main",
+            entries: &entries,
+            verify_keys: false,
+        }),
+        ..Options::default()
+    };
+    let (inventory, findings) = Inventory::build_with(&source, &options).unwrap();
+    let findings: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        findings,
+        [
+            "apps/deploy.yaml:2:4: marker names policy default:nowhere, which is disabled by the problem at policies/nowhere.yaml:8:11; the value is left as it is",
+            "policies/after.yaml:8:11: promote.from names policy default:ping, which is disabled by the problem at policies/ping.yaml:8:11 (policy default:after is disabled until this is fixed)",
+            "policies/elsewhere.yaml:9:17: promote.repository \"prod\" is not an entry of the daemon config (it has: main, staging) (policy default:elsewhere is disabled until this is fixed)",
+            "policies/itself.yaml:8:11: promote.from names default:itself itself: a policy cannot promote its own values (policy default:itself is disabled until this is fixed)",
+            "policies/nowhere.yaml:8:11: promote.from names policy default:gone, which no policy file here declares (add promote.repository when it lives in another repositories entry) (policy default:nowhere is disabled until this is fixed)",
+            "policies/ping.yaml:8:11: promote.from makes a cycle (default:ping -> default:pong -> default:ping): no policy in it chooses from the registry, so none has values to promote (policy default:ping is disabled until this is fixed)",
+            "policies/pong.yaml:8:11: promote.from makes a cycle (default:pong -> default:ping -> default:pong): no policy in it chooses from the registry, so none has values to promote (policy default:pong is disabled until this is fixed)",
+            "policies/signed.yaml:9:20: promote.requireSigned needs verifyKeys in the daemon config (the keys whose signatures count as Good) (policy default:signed is disabled until this is fixed)",
+        ]
+    );
+    // The rest proceeds: the chain and the source in another entry.
+    let kept: Vec<String> = inventory.policies.keys().map(|k| k.to_string()).collect();
+    assert_eq!(
+        kept,
+        [
+            "default:app",
+            "default:good",
+            "default:later",
+            "default:other"
+        ]
+    );
+    assert_eq!(inventory.used_policies().len(), 1);
+    // Without a config, only what the checkout itself shows is checked.
+    let (_, findings) = Inventory::build_with(
+        &source,
+        &Options {
+            sources: None,
+            ..options
+        },
+    )
+    .unwrap();
+    assert_eq!(findings.len(), 6, "{findings:?}");
+}

@@ -147,7 +147,7 @@ pub(super) mod wire {
         #[serde(default)]
         pub rollback: Option<Spanned<String>>,
         #[serde(default)]
-        pub require_signed: bool,
+        pub require_signed: Option<Spanned<bool>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -800,7 +800,10 @@ impl Validator<'_> {
             repository: wire.repository.as_ref().map(|r| r.value.clone()),
             soak,
             rollback_blocks,
-            require_signed: wire.require_signed,
+            require_signed: wire.require_signed.as_ref().is_some_and(|r| r.value),
+            from_at: self.at(&wire.from),
+            repository_at: wire.repository.as_ref().map(|r| self.at(r)),
+            require_signed_at: wire.require_signed.as_ref().map(|r| self.at(r)),
         })
     }
 

@@ -199,6 +199,11 @@ pub struct Promote {
     pub rollback_blocks: bool,
     /// Count only time that began with a Good-signed commit.
     pub require_signed: bool,
+    /// Where `from`, `repository` and `requireSigned` are written (what a
+    /// finding about them names).
+    pub from_at: Located,
+    pub repository_at: Option<Located>,
+    pub require_signed_at: Option<Located>,
 }
 
 impl Policy {

@@ -731,6 +731,13 @@ impl<'p> Selector<'p> {
         }
     }
 
+    /// Whether the policy's order has a place for `tag` (`latest`, or a
+    /// tag the filter rejects, has none). The range and exclusions are
+    /// not asked, as for [`Selector::ranks_below`].
+    pub fn orders(&self, tag: &str) -> bool {
+        self.order_key(tag).is_some()
+    }
+
     /// Does the policy's order put `candidate` strictly below `current`?
     /// False when either cannot be ordered (`latest`, a tag the filter
     /// rejects): the policy has nothing to say about them.
@@ -956,6 +963,7 @@ mod tests {
         assert!(selector.ranks_below("6.5.0", "7.0.0"));
         assert!(!selector.ranks_below("6.5.0", "6.4.0"));
         assert!(!selector.ranks_below("6.5.0", "latest"));
+        assert!(selector.orders("7.0.0") && !selector.orders("latest"));
         assert!(selector.ranks_below("6.5.0-rc.1", "6.5.0"));
         let desc = Rule::Numerical(Order::Desc);
         let selector = Selector {

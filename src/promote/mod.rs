@@ -692,19 +692,22 @@ pub fn policy_at(
 
 /// The registry policy whose ordering a promotion of `from` uses: `from`
 /// itself, or for a promotion of a promotion the first registry policy up
-/// the chain, looked up with `lookup`.
+/// the chain, looked up with `lookup`. `None` when a policy of the chain
+/// is missing or the chain is a cycle: then nothing orders the values.
 pub fn ordering(
     from: &PolicyId,
     mut lookup: impl FnMut(&PolicyId) -> Option<crate::policy::Policy>,
 ) -> Option<crate::policy::Policy> {
+    let mut seen = vec![from.clone()];
     let mut at = lookup(from)?;
-    for _ in 0..8 {
-        match at.promote.clone() {
-            None => return Some(at),
-            Some(promote) => at = lookup(&promote.from)?,
+    while let Some(promote) = at.promote.take() {
+        if seen.contains(&promote.from) {
+            return None;
         }
+        at = lookup(&promote.from)?;
+        seen.push(promote.from);
     }
-    None
+    Some(at)
 }
 
 /// The source policy's setters in one file version (none if the file does
@@ -798,23 +801,24 @@ pub enum Verdict {
     },
     /// No period of it began with a Good-signed commit.
     Unsigned,
-    /// Eligible, but not above what the destination holds.
+    /// Held now, but since `commit`, which is not Good-signed: that time
+    /// does not count (its signed time was replaced before it soaked).
+    HeldUnsigned {
+        commit: Oid,
+    },
+    /// Eligible, but below what the destination holds (never backwards).
     NotHigher,
     /// Eligible, but a higher eligible value was picked.
     Outranked,
-    /// Its tag is not a value the source policy's ordering accepts.
+    /// Its tag has no place in the source policy's ordering (`latest`, a
+    /// tag its filter rejects, no tag at all): never promoted.
     Unordered,
 }
 
 impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let short = |id: &Oid| id.to_string()[..12].to_owned();
-        // Whole minutes past the first: "soaking 2h of 1day", not "2h 13s".
-        let hours = |d: &Duration| {
-            let secs = d.as_secs();
-            let shown = if secs < 60 { secs } else { secs / 60 * 60 };
-            humantime::format_duration(Duration::from_secs(shown))
-        };
+        let hours = |d: &Duration| span(*d);
         match self {
             Verdict::Picked => write!(f, "picked"),
             Verdict::Soaking { held, soak, until } => write!(
@@ -832,10 +836,28 @@ impl std::fmt::Display for Verdict {
                 hours(held)
             ),
             Verdict::Unsigned => write!(f, "unsigned: no period began with a Good-signed commit"),
+            Verdict::HeldUnsigned { commit } => write!(
+                f,
+                "unsigned: held since {}, which is not Good-signed (its signed time did not soak)",
+                short(commit)
+            ),
             Verdict::NotHigher => write!(f, "not higher than the current value"),
             Verdict::Outranked => write!(f, "eligible, lower than the pick"),
             Verdict::Unordered => write!(f, "not a value the source policy orders"),
         }
+    }
+}
+
+/// A duration as the contract prints it: "3h of 24h", "1h30m", "45m",
+/// "3s" (whole minutes once past the first, hours never turned into days).
+fn span(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (hours, minutes) = (secs / 3600, secs % 3600 / 60);
+    match (hours, minutes) {
+        (0, 0) => format!("{secs}s"),
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h{m}m"),
     }
 }
 
@@ -885,7 +907,13 @@ pub fn decide(
             values.push(&h.value);
         }
     }
-    let rank_tag = |value: &str| tag_and_digest(value).0.map(str::to_owned);
+    // A value's tag, when the source's ordering has a place for it.
+    let rank_tag = |value: &str| {
+        tag_and_digest(value)
+            .0
+            .filter(|tag| order.orders(tag))
+            .map(str::to_owned)
+    };
     let lower = |a: &str, b: &str| -> bool {
         // Whether `a` ranks below `b` under the source's ordering.
         match (rank_tag(a), rank_tag(b)) {
@@ -896,17 +924,28 @@ pub fn decide(
     let mut decision = Decision::default();
     let mut eligible: Vec<usize> = Vec::new();
     for value in values {
-        let periods: Vec<&Holding> = timeline
+        let periods: Vec<(usize, &Holding)> = timeline
             .holdings
             .iter()
-            .filter(|h| h.value == value)
+            .enumerate()
+            .filter(|(_, h)| h.value == value)
             .collect();
-        let latest = periods.last().expect("a value has a period");
-        let rolled_back = periods.iter().find_map(|h| {
+        let latest = periods.last().expect("a value has a period").1;
+        // Rolled back: the next value all setters agree on after a period
+        // is lower, whether it replaced the value at once or file by file
+        // (the setters disagreeing in between).
+        let rolled_back = periods.iter().find_map(|&(i, h)| {
             let end = h.ended.as_ref()?;
-            let by = end.by.as_deref()?;
-            lower(by, &h.value).then_some(end.commit)
+            let (by, commit) = match end.by.as_deref() {
+                Some(by) => (by, end.commit),
+                None => timeline
+                    .holdings
+                    .get(i + 1)
+                    .map(|next| (next.value.as_str(), next.commit))?,
+            };
+            lower(by, &h.value).then_some(commit)
         });
+        let periods: Vec<&Holding> = periods.into_iter().map(|(_, h)| h).collect();
         let counting: Vec<&&Holding> = periods
             .iter()
             .filter(|h| !promote.require_signed || h.signed == Some(true))
@@ -938,6 +977,10 @@ pub fn decide(
                         until,
                     }
                 }
+                // Held now, in a period that does not count.
+                None if latest.ended.is_none() => Verdict::HeldUnsigned {
+                    commit: latest.commit,
+                },
                 None => {
                     let h = counting.last().expect("checked non-empty");
                     let end = h.ended.as_ref().expect("not still held");
@@ -967,8 +1010,11 @@ pub fn decide(
     }
     if let Some(b) = best {
         let tag = rank_tag(&decision.candidates[b].value);
+        // Never backwards; a current value the ordering cannot place
+        // (`latest`, a tag outside its filter) may be replaced, as the
+        // registry guard (`Policy::permits`) allows.
         let higher = match (current, tag.as_deref()) {
-            (Some(current), Some(tag)) => order.ranks_below(current, tag) || current == tag,
+            (Some(current), Some(tag)) => !order.ranks_below(tag, current),
             _ => true,
         };
         if higher {

@@ -85,6 +85,12 @@ fn promote(soak_hours: u64) -> Promote {
         soak: Duration::from_secs(soak_hours * 3600),
         rollback_blocks: true,
         require_signed: false,
+        from_at: crate::model::Located::new(
+            "policies/production.yaml",
+            crate::model::Position::new(9, 11),
+        ),
+        repository_at: None,
+        require_signed_at: None,
     }
 }
 
@@ -181,7 +187,7 @@ fn a_soaked_value_is_picked_and_a_newer_one_soaks() {
     );
     let v = verdicts(&decision);
     assert_eq!(v[0].0, "r.example/app:1.2.0");
-    assert!(v[0].1.starts_with("soaking 10h of 1day"), "{v:?}");
+    assert!(v[0].1.starts_with("soaking 10h of 24h"), "{v:?}");
     assert_eq!(decision.next_change, Some(T0 + 64 * HOUR));
     // After the soak, the newest is picked.
     let later = decide_at(&timeline, &promote(24), Some("1.1.0"), 64);
@@ -251,6 +257,147 @@ fn nothing_moves_backwards_and_a_short_period_does_not_count() {
         verdicts(&ahead)
             .iter()
             .any(|(_, v)| v == "not higher than the current value")
+    );
+}
+
+#[test]
+fn durations_read_as_the_contract_prints_them() {
+    let d = Duration::from_secs;
+    assert_eq!(span(d(3 * 3600 + 59)), "3h");
+    assert_eq!(span(d(24 * 3600)), "24h");
+    assert_eq!(span(d(90 * 60 + 7)), "1h30m");
+    assert_eq!(span(d(45 * 60)), "45m");
+    assert_eq!(span(d(3)), "3s");
+}
+
+#[test]
+fn a_value_the_ordering_cannot_place_neither_wins_nor_freezes_the_destination() {
+    let (_dir, repo) = history(&[(0, "1.0.0", "bot"), (30, "latest", "bot")]);
+    let timeline = Timeline::default()
+        .read(&repo, tip(&repo), &staging(), "staging")
+        .unwrap();
+    // `latest` soaked longest but has no place in the ordering; its
+    // arrival is no rollback of 1.0.0.
+    let decision = decide_at(&timeline, &promote(24), Some("0.9.0"), 200);
+    assert_eq!(
+        verdicts(&decision),
+        [
+            (
+                "r.example/app:latest".to_owned(),
+                "not a value the source policy orders".to_owned()
+            ),
+            ("r.example/app:1.0.0".to_owned(), "picked".to_owned())
+        ]
+    );
+    // A destination on a tag the ordering cannot place is promoted, as
+    // the registry guard would replace it.
+    let from_latest = decide_at(&timeline, &promote(24), Some("latest"), 200);
+    assert_eq!(
+        from_latest.picked().map(|c| c.value.as_str()),
+        Some("r.example/app:1.0.0")
+    );
+    // An equal value is the pick (nothing to write); a lower one never is.
+    let same = decide_at(&timeline, &promote(24), Some("1.0.0"), 200);
+    assert!(same.picked().is_some());
+    let ahead = decide_at(&timeline, &promote(24), Some("1.0.1"), 200);
+    assert!(ahead.picked().is_none());
+}
+
+#[test]
+fn a_rollback_made_file_by_file_still_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init_bare(dir.path().join("r.git")).unwrap();
+    // Two files, each with a setter of staging:app: (hour, a, b).
+    let steps = [
+        (0, "1.0.0", "1.0.0"),
+        (30, "1.1.0", "1.1.0"),
+        (60, "1.0.0", "1.1.0"),
+        (61, "1.0.0", "1.0.0"),
+        (70, "1.2.0", "1.0.0"),
+        (71, "1.2.0", "1.2.0"),
+    ];
+    let mut parent = None;
+    let mut ids = Vec::new();
+    for (hours, a, b) in steps {
+        let files = BTreeMap::from([
+            ("staging/a.yaml".to_owned(), deployment(a)),
+            ("staging/b.yaml".to_owned(), deployment(b)),
+        ]);
+        let time = Time::new(T0 + hours * HOUR, 0);
+        let who = Signature::new("bot", "a@example.com", &time).unwrap();
+        let id = commit_on_main(&repo, parent, &who, write_tree(&repo, &files), "step");
+        ids.push(id);
+        parent = Some(id);
+    }
+    let timeline = Timeline::default()
+        .read(&repo, tip(&repo), &staging(), "staging")
+        .unwrap();
+    assert!(
+        timeline.holdings[1]
+            .ended
+            .as_ref()
+            .is_some_and(|e| e.by.is_none()),
+        "1.1.0 ends while the files disagree"
+    );
+    let decision = decide_at(&timeline, &promote(24), Some("0.9.0"), 200);
+    let verdict = |value: &str| {
+        decision
+            .candidates
+            .iter()
+            .find(|c| c.value.ends_with(value))
+            .map(|c| c.verdict.clone())
+    };
+    // Held 30h, then rolled back where the files agreed on the lower
+    // value again.
+    assert_eq!(
+        verdict("1.1.0"),
+        Some(Verdict::RolledBack { commit: ids[3] })
+    );
+    // Moving forward file by file is no rollback.
+    assert_eq!(verdict("1.0.0"), Some(Verdict::Outranked));
+    assert_eq!(verdict("1.2.0"), Some(Verdict::Picked));
+}
+
+#[test]
+fn a_value_held_again_since_an_unsigned_commit_says_so() {
+    let (_dir, repo) = history(&[
+        (0, "1.0.0", "bot"),
+        (30, "1.1.0", "bot"),
+        (32, "1.2.0", "bot"),
+        (34, "1.1.0", "mallory"),
+    ]);
+    let mut timeline = Timeline::default()
+        .read(&repo, tip(&repo), &staging(), "staging")
+        .unwrap();
+    for (holding, signed) in timeline.holdings.iter_mut().zip([true, true, true, false]) {
+        holding.signed = Some(signed);
+    }
+    let signed_only = Promote {
+        require_signed: true,
+        ..promote(24)
+    };
+    let decision = decide_at(&timeline, &signed_only, Some("0.9.0"), 100);
+    let held = decision
+        .candidates
+        .iter()
+        .find(|c| c.value.ends_with("1.1.0"))
+        .unwrap();
+    assert_eq!(
+        held.verdict,
+        Verdict::HeldUnsigned {
+            commit: timeline.holdings[3].commit
+        }
+    );
+    assert!(
+        held.verdict
+            .to_string()
+            .starts_with("unsigned: held since "),
+        "{}",
+        held.verdict
+    );
+    assert_eq!(
+        decision.picked().map(|c| c.value.as_str()),
+        Some("r.example/app:1.0.0")
     );
 }
 
