@@ -188,6 +188,14 @@ fn misplaced_markers_are_errors_with_positions() {
             "image: a:1 # {\"$imagepolicy\": \"ns:p\",}\n".to_owned(),
             "t.yaml:1:12: marker comment is not a JSON object",
         ),
+        (
+            "image: a:1 # $imagepolicy: ns:p\n".to_owned(),
+            "t.yaml:1:12: marker comment is not a JSON object",
+        ),
+        (
+            "image: a:1 # \"$imagepolicy\": \"ns:p\"\n".to_owned(),
+            "t.yaml:1:12: marker comment is not a JSON object",
+        ),
     ];
     for (text, want) in cases {
         let got = marker_error(&text);
