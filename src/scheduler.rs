@@ -874,9 +874,11 @@ impl Scheduler {
                     repository: entry.name().to_owned(),
                     id: id.to_string(),
                     image: p.image.clone(),
-                    up_to_date: latest
-                        .as_ref()
-                        .is_some_and(|l| p.current.iter().all(|c| c == l)),
+                    // Not while a finding holds one of its setters back.
+                    up_to_date: p.findings.is_empty()
+                        && latest
+                            .as_ref()
+                            .is_some_and(|l| p.current.iter().all(|c| c == l)),
                     current: p.current.clone(),
                     latest,
                     digest: p.latest.as_ref().and_then(|s| s.digest.clone()),

@@ -220,6 +220,7 @@ fn run_updates_the_good_policy_and_reports_every_problem_on_every_pass() {
         .map(|f| f.as_str().unwrap())
         .collect();
     assert_eq!(held.len(), 3, "{podinfo:#}");
+    assert_eq!(podinfo["upToDate"], false, "{podinfo:#}");
     for (finding, want) in held.iter().zip([FINDINGS[2], FINDINGS[3], FINDINGS[4]]) {
         assert!(
             finding.starts_with(want),
