@@ -384,8 +384,7 @@ fn r15_each_problem_holds_back_only_what_it_touches() {
     // A typo in another namespace must not disable `default:app`.
     let bad_namespace = POLICY.replace("name: app\n", "name: app\n  namespace: Prod!\n");
     let marker = |policy: &str| format!("# {{\"$imagepolicy\": \"default:{policy}\"}}");
-    let (inventory, findings) = Inventory::build(
-        &Mem::new(&[
+    let files: [(&str, &str); 5] = [
         // One file: a good policy, one with a bad range, another good one.
         (
             "policies/apps.yaml",
@@ -415,11 +414,8 @@ fn r15_each_problem_holds_back_only_what_it_touches() {
             "apps/not-yaml.yaml",
             &format!("image: [unclosed {}\n", marker("app")),
         ),
-        ]),
-        "policies",
-        "",
-    )
-    .unwrap();
+    ];
+    let (inventory, findings) = Inventory::build(&Mem::new(&files), "policies", "").unwrap();
     let ids: Vec<String> = inventory.policies.keys().map(|p| p.to_string()).collect();
     assert_eq!(ids, ["default:app", "default:other"]);
     assert_eq!(
