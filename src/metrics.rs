@@ -14,7 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::inventory::{Finding, FindingKind};
-use crate::model::PolicyId;
+use crate::model::{PolicyId, Shard};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -291,9 +291,13 @@ impl Metrics {
 
     /// Sets `crowsnest_findings` to the last pass's counts: every kind has
     /// a series, so a fixed problem goes back to 0 instead of going stale.
-    pub fn findings_of(&self, repository: &str, findings: &[Finding]) {
+    /// With policy shards, each finding is counted by one shard only.
+    pub fn findings_of(&self, repository: &str, findings: &[Finding], shard: Option<Shard>) {
         for kind in FindingKind::ALL {
-            let count = findings.iter().filter(|f| f.kind == kind).count();
+            let count = findings
+                .iter()
+                .filter(|f| f.kind == kind && shard.is_none_or(|s| f.counted_by(s)))
+                .count();
             self.findings
                 .get_or_create(&RepositoryKindLabels {
                     repository: repository.to_owned(),
@@ -416,7 +420,7 @@ mod tests {
         metrics.select("default", &id, "r/app", Some("1.0.0"), "1.1.0");
         metrics.webhook("distribution", "accepted");
         metrics.not_numeric("default", &id, "r/app", 3);
-        metrics.findings_of("default", &[]);
+        metrics.findings_of("default", &[], None);
         metrics.not_numeric("default", &PolicyId::new("default", "gone"), "r/gone", 1);
         metrics.forget_not_numeric("default", &PolicyId::new("default", "gone"), "r/gone");
         Metrics::of(&metrics.commits, "fleet").inc();

@@ -432,7 +432,12 @@ impl Reconciler {
         // Each finding is logged once per pass, not again on a re-plan.
         let mut logged = HashSet::new();
         for attempt in 1..=MAX_PUSH_ATTEMPTS {
-            let (base, mut inventory, findings) = self.snapshot().await?;
+            let (base, mut inventory, mut findings) = self.snapshot().await?;
+            // A shard reports what holds back its own policies (and the
+            // repository-wide findings on shard 0), not every shard's.
+            if let Some(shard) = options.shard {
+                findings.retain(|f| f.concerns(shard));
+            }
             let mut report = PassReport {
                 findings,
                 conflicts,
@@ -440,7 +445,7 @@ impl Reconciler {
             };
             for finding in report.findings.iter().filter(|_| options.log_findings) {
                 if logged.insert(finding.clone()) {
-                    warn!(file = %finding.at.file, kind = finding.kind.label(), policy = finding.policy.as_ref().map(|p| p.to_string()).unwrap_or_default(), "{finding}");
+                    warn!(file = %finding.at.file, kind = finding.kind.label(), policy = policy_list(&finding.policies), "{finding}");
                 }
             }
             if report.findings.iter().any(Finding::holds_everything) {
@@ -1602,6 +1607,15 @@ fn hold_for_windows(
 fn unix(at: SystemTime) -> i64 {
     at.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Policies as a log field: `a:b,c:d`, empty for none.
+fn policy_list(policies: &[PolicyId]) -> String {
+    policies
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The used policies of `shard`, with the tags their setters hold now.

@@ -626,13 +626,14 @@ impl Scheduler {
     /// the commit.
     fn passed(&mut self, index: usize, report: PassReport, wall: SystemTime) {
         let metrics = self.metrics.clone();
+        let shard = self.policy_shard;
         let entry = &mut self.entries[index];
         let name = entry.name().to_owned();
         for failure in &report.failures {
             metrics.error(failure.kind);
         }
         Metrics::of(&metrics.conflicts, &name).inc_by(u64::from(report.conflicts));
-        metrics.findings_of(&name, &report.findings);
+        metrics.findings_of(&name, &report.findings, shard);
         let findings: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
         if !findings.is_empty() {
             metrics.error("repository");
@@ -766,7 +767,7 @@ impl Scheduler {
         };
         let mut held: BTreeMap<&PolicyId, Vec<String>> = BTreeMap::new();
         for finding in &report.findings {
-            if let Some(policy) = &finding.policy {
+            for policy in &finding.policies {
                 held.entry(policy).or_default().push(finding.to_string());
             }
         }
@@ -877,9 +878,11 @@ impl Scheduler {
                     repository: entry.name().to_owned(),
                     id: id.to_string(),
                     image: p.image.clone(),
-                    up_to_date: latest
-                        .as_ref()
-                        .is_some_and(|l| p.current.iter().all(|c| c == l)),
+                    // Not while a finding holds one of its setters back.
+                    up_to_date: p.findings.is_empty()
+                        && latest
+                            .as_ref()
+                            .is_some_and(|l| p.current.iter().all(|c| c == l)),
                     current: p.current.clone(),
                     latest,
                     digest: p.latest.as_ref().and_then(|s| s.digest.clone()),

@@ -319,6 +319,19 @@ fn two_shards_update_disjoint_policies_without_lost_updates() {
     let apps = ["a1", "a2", "a3", "a4", "a5", "a6"];
     let specs: Vec<(&str, &[&str])> = apps.iter().map(|a| (*a, &["1.0.0", "1.0.1"][..])).collect();
     let fx = Fleet::new(false, &specs);
+    // Problems beside the apps: a malformed marker naming each app (held
+    // back on that app's shard only) and a policy file that is not YAML
+    // (about no policy: reported on shard 0 only).
+    fx.remote.change("main", "problems", |dir| {
+        for app in apps {
+            support::git::write(
+                dir,
+                &format!("apps/{app}/broken.yaml"),
+                format!("image: x:1.0.0 # $imagepolicy: default:{app}\n").as_bytes(),
+            );
+        }
+        support::git::write(dir, "policies/notes.yaml", b"not: [yaml\n");
+    });
     let other_port = Daemon::free_port();
     let mut shards = [
         fx.start("s0", fx.port, "1s", &["--shard", "0/2"]),
@@ -350,6 +363,47 @@ fn two_shards_update_disjoint_policies_without_lost_updates() {
     }
     seen.sort();
     assert_eq!(seen, apps);
+    // Each shard reports the problems of its own policies (and shard 0
+    // the one about no policy); the gauge summed over shards counts each
+    // problem once.
+    let mut reported = Vec::new();
+    let mut counted = 0;
+    for (index, daemon) in shards.iter().enumerate() {
+        let shard = Shard {
+            index: index as u32,
+            count: 2,
+        };
+        let status = daemon.status();
+        for finding in status["repositories"][0]["findings"].as_array().unwrap() {
+            let finding = finding.as_str().unwrap();
+            let file = finding.split(':').next().unwrap();
+            match file
+                .strip_prefix("apps/")
+                .and_then(|f| f.strip_suffix("/broken.yaml"))
+            {
+                Some(app) => assert!(
+                    shard.owns(&PolicyId::new("default", app)),
+                    "{finding} on shard {shard}"
+                ),
+                None => assert_eq!((file, index), ("policies/notes.yaml", 0), "{finding}"),
+            }
+            reported.push(file.to_owned());
+        }
+        counted += daemon
+            .metrics()
+            .lines()
+            .filter(|l| l.starts_with("crowsnest_findings{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum::<u64>();
+    }
+    reported.sort();
+    let mut expected: Vec<String> = apps
+        .iter()
+        .map(|a| format!("apps/{a}/broken.yaml"))
+        .collect();
+    expected.push("policies/notes.yaml".into());
+    assert_eq!(reported, expected);
+    assert_eq!(counted, 7, "each problem counted on one shard");
     // Every bot commit holds the updates of one shard only.
     let bot: Vec<_> = fx
         .remote

@@ -2,7 +2,8 @@
 //! touches. A repository with one good policy and every kind of problem
 //! next to it (an invalid range, a policy file that is not YAML, a marker
 //! naming a missing policy, a manifest that is not YAML, a how-to comment
-//! quoting a marker, a trailing malformed marker) is updated for the good
+//! quoting a marker, a trailing malformed marker, a trailing comment that
+//! mentions `$imagepolicy` without being a marker) is updated for the good
 //! policy by `crowsnest once` and `crowsnest run`, with every other byte
 //! left alone and each problem reported once per pass with its place.
 
@@ -52,14 +53,19 @@ fn problems(host: &str) -> Vec<(String, String)> {
                 marker("podinfo")
             ),
         ),
+        (
+            "apps/plain/deployment.yaml".into(),
+            format!("image: {host}/demo/podinfo:6.0.0 # $imagepolicy: default:podinfo\n"),
+        ),
     ]
 }
 
 /// The start of each finding line, in `file:line:col` order.
-const FINDINGS: [&str; 6] = [
+const FINDINGS: [&str; 7] = [
     "apps/broken/deployment.yaml:1:8: marker names policy default:broken, which is disabled by the problem at policies/broken.yaml:9:24",
     "apps/missing/deployment.yaml:1:8: marker names policy default:missing, which no policy file declares (it may be in policies/notes.yaml, which cannot be read)",
     "apps/not-yaml/deployment.yaml:1:8: not valid YAML: unclosed bracket",
+    "apps/plain/deployment.yaml:1:", // column depends on the host's length
     "apps/podinfo/deployment.yaml:13:53: marker comment is not a JSON object",
     "policies/broken.yaml:9:24: invalid semver range \">=1.0.0 <\"",
     "policies/notes.yaml:1:9: mapping values are not allowed",
@@ -203,7 +209,28 @@ fn run_updates_the_good_policy_and_reports_every_problem_on_every_pass() {
             .clone()
     };
     assert_eq!(policy("default:podinfo")["latest"], "6.2.0");
-    assert_eq!(policy("default:podinfo")["findings"], serde_json::json!([]));
+    // Its other setters moved, but three are held back: the file that is
+    // not YAML and the two malformed markers name it, so it is not shown
+    // up to date.
+    let podinfo = policy("default:podinfo");
+    let held: Vec<&str> = podinfo["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(held.len(), 3, "{podinfo:#}");
+    assert_eq!(podinfo["upToDate"], false, "{podinfo:#}");
+    for (finding, want) in held.iter().zip([FINDINGS[2], FINDINGS[3], FINDINGS[4]]) {
+        assert!(
+            finding.starts_with(want),
+            "{finding:?} should start with {want:?}"
+        );
+    }
+    assert!(
+        held[1].contains("marker comment is not a JSON object"),
+        "{held:?}"
+    );
     let broken = policy("default:broken");
     assert_eq!(
         broken["findings"].as_array().unwrap().len(),
@@ -214,7 +241,7 @@ fn run_updates_the_good_policy_and_reports_every_problem_on_every_pass() {
         broken["findings"][1]
             .as_str()
             .unwrap()
-            .starts_with(FINDINGS[4])
+            .starts_with(FINDINGS[5])
     );
     assert!(
         policy("default:missing")["findings"][0]
@@ -228,15 +255,27 @@ fn run_updates_the_good_policy_and_reports_every_problem_on_every_pass() {
         ("disabled_policy", 1),
         ("unknown_policy", 1),
         ("manifest", 1),
-        ("marker", 1),
+        ("marker", 2),
         ("target", 0),
         ("automation", 0),
     ] {
         let line = format!("crowsnest_findings{{repository=\"default\",kind=\"{kind}\"}} {count}");
         assert!(metrics.contains(&line), "{line} in\n{metrics}");
     }
+    // The page lists the findings themselves, escaped, and marks both the
+    // broken policy and the good one with held-back setters.
     let (_, page) = daemon.get("/");
-    assert!(page.contains("held back"), "{page}");
+    for text in [
+        "<li><code>policies/broken.yaml:9:24: invalid semver range &quot;&gt;=1.0.0 &lt;&quot;",
+        "<code>default:broken</code> <span class=\"badge bad\">held back</span>",
+        "<code>default:podinfo</code> <span class=\"badge bad\">held back</span>",
+    ] {
+        assert!(page.contains(text), "{text} in\n{page}");
+    }
+    assert!(
+        !page.contains("<span class=\"badge ok\">up to date</span>"),
+        "{page}"
+    );
     assert!(daemon.terminate(Duration::from_secs(30)).success());
     // Once per pass: as many times as the passes that ran, no more.
     let log = daemon.log_text();

@@ -54,6 +54,13 @@ fn remote(host: &str, apps: &[&str]) -> Remote {
     Remote::new(&refs)
 }
 
+/// Which remote an extra entry is on.
+#[derive(Clone, Copy)]
+enum On {
+    Platform,
+    Team,
+}
+
 /// Three repository entries watching overlapping images:
 /// - `platform` and `platform-prod`: one `file://` remote, branches `main`
 ///   and `production`, both using `shared` and `alpha`;
@@ -99,9 +106,9 @@ impl Setup {
         self.http.as_ref().expect("the HTTP server runs")
     }
 
-    /// The config of the three entries, plus `extra` entries (name, branch)
-    /// on the platform remote.
-    fn config(&self, extra: &[(&str, &str)]) -> PathBuf {
+    /// The config of the three entries, plus `extra` entries (name, branch,
+    /// remote).
+    fn config(&self, extra: &[(&str, &str, On)]) -> PathBuf {
         std::fs::write(self.dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
         let common = format!(
             "    author: {{ name: {AUTHOR}, email: bot@example.com }}\n    signing:\n      format: openpgp\n      keyFile: {}\n",
@@ -113,10 +120,17 @@ impl Setup {
             team = self.http().url("fleet.git"),
             password = self.http().password_file.display(),
         );
-        for (name, branch) in extra {
+        for (name, branch, on) in extra {
+            let url = match on {
+                On::Platform => self.platform.url(),
+                On::Team => format!(
+                    "{}\n    auth: {{ username: bot, passwordFile: {} }}",
+                    self.http().url("fleet.git"),
+                    self.http().password_file.display()
+                ),
+            };
             text.push_str(&format!(
-                "  - name: {name}\n    url: {platform}\n    branch: {branch}\n{common}",
-                platform = self.platform.url()
+                "  - name: {name}\n    url: {url}\n    branch: {branch}\n{common}"
             ));
         }
         text.push_str(&format!(
@@ -197,23 +211,74 @@ fn repository<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::
         .unwrap_or_else(|| panic!("{name} in {status:#}"))
 }
 
+/// A `pre-receive` hook that rejects every push to `refs/heads/locked`.
+const LOCKED_HOOK: &str = "#!/bin/sh\nwhile read old new ref; do\n  if [ \"$ref\" = refs/heads/locked ]; then\n    echo \"locked: this branch takes no pushes\" >&2\n    exit 1\n  fi\ndone\nexit 0\n";
+
+/// Besides the three entries, two that fail on their own in the same run:
+/// `locked` (the team's server rejects its push with a hook) and `broken`
+/// (a platform branch whose `shared` policy has an invalid range).
 #[test]
 fn once_lists_each_image_once_and_commits_in_every_repository() {
     let setup = Setup::new();
-    let config = setup.config(&[]);
+    setup.team.set_branch("locked", "main");
+    setup.team.set_hook("pre-receive", LOCKED_HOOK);
+    setup.platform.set_branch("broken", "main");
+    let host = setup.registry.host();
+    setup
+        .platform
+        .change("broken", "break the shared policy", |dir| {
+            let policies =
+                policies(&host, &["shared", "alpha"]).replacen(">=1.0.0", ">=1.0.0 <", 1);
+            support::git::write(dir, "policies/apps.yaml", policies.as_bytes());
+        });
+    let broken_tip = setup.platform.tip("broken");
+    let config = setup.config(&[
+        ("locked", "locked", On::Team),
+        ("broken", "broken", On::Platform),
+    ]);
     setup.registry.push_tags("demo/shared", &["1.1.0"]);
     setup.registry.push_tags("demo/beta", &["1.2.0"]);
     let before = setup.listings();
-    let output = setup.crowsnest(&["once", "--config", config.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    // Without the log, stderr holds only what `once` prints.
+    let output = Command::new(env!("CARGO_BIN_EXE_crowsnest"))
+        .args(["once", "--config", config.to_str().unwrap()])
+        .env("CROWSNEST_LOG", "off")
+        .current_dir(setup.dir.path())
+        .output()
+        .expect("run crowsnest");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
     let stdout = text(&output.stdout);
-    for name in ["platform", "platform-prod", "team"] {
+    for name in ["platform", "platform-prod", "team", "locked", "broken"] {
         assert!(
             stdout.contains(&format!("== repository {name}\n")),
             "{stdout}"
         );
     }
     assert!(stdout.contains("to production: 1 change(s)"), "{stdout}");
+    // Each stderr line names its entry: the rejected push and the broken
+    // policy, each in its own repository only.
+    for line in stderr.lines() {
+        assert!(
+            line.starts_with("[locked] ") || line.starts_with("[broken] "),
+            "{line:?} names no entry in\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.lines().any(|l| l.starts_with("[locked] error: ")
+            && l.contains("locked")
+            && l.contains("reject")),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("[broken] policies/apps.yaml:10:")
+                && l.contains("invalid semver range")),
+        "{stderr}"
+    );
+    assert_eq!(setup.team.tip("locked"), setup.team.tip("main~1"));
+    assert_eq!(setup.platform.tip("broken"), broken_tip);
     let after = setup.listings();
     for image in ["demo/shared", "demo/alpha", "demo/beta"] {
         assert_eq!(
@@ -250,9 +315,55 @@ fn once_lists_each_image_once_and_commits_in_every_repository() {
     assert!(json.contains("1.1.0") && !json.contains("beta"), "{json}");
     let ambiguous = setup.crowsnest(&["history", "--config", config.to_str().unwrap()]);
     assert_eq!(ambiguous.status.code(), Some(2));
+    let names = "choose one with --repository: platform, platform-prod, team, locked, broken";
     assert!(
+        text(&ambiguous.stderr).contains(names),
+        "{}",
         text(&ambiguous.stderr)
-            .contains("choose one with --repository: platform, platform-prod, team"),
+    );
+
+    // explain reads one entry's clone and branch; without --repository
+    // it is bad usage (exit 2), naming the entries.
+    let explain = setup.crowsnest(&[
+        "explain",
+        "default:shared",
+        "--config",
+        config.to_str().unwrap(),
+        "--repository",
+        "platform-prod",
+        "--json",
+    ]);
+    assert_eq!(explain.status.code(), Some(0), "{}", text(&explain.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&explain.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&explain.stdout)));
+    assert_eq!(json["selected"], "1.1.0", "{json:#}");
+    let broken = setup.crowsnest(&[
+        "explain",
+        "default:shared",
+        "--config",
+        config.to_str().unwrap(),
+        "--repository",
+        "broken",
+    ]);
+    // The broken entry's branch is the one read: its policy is disabled,
+    // so there is no such policy to explain (exit 2, as for an unknown one).
+    assert_eq!(broken.status.code(), Some(2), "{}", text(&broken.stderr));
+    assert!(
+        text(&broken.stderr).contains(
+            "policies/apps.yaml:10:14: policy default:shared is disabled by a problem in its files"
+        ),
+        "{}",
+        text(&broken.stderr)
+    );
+    let ambiguous = setup.crowsnest(&[
+        "explain",
+        "default:shared",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(ambiguous.status.code(), Some(2));
+    assert!(
+        text(&ambiguous.stderr).contains(names),
         "{}",
         text(&ambiguous.stderr)
     );
@@ -371,8 +482,12 @@ fn a_daemon_scans_each_image_once_and_a_dead_remote_holds_back_only_its_reposito
 #[test]
 fn shards_split_repositories_with_no_policy_handled_twice() {
     let setup = Setup::new();
-    let extra = [("staging", "staging"), ("qa", "qa"), ("canary", "canary")];
-    for (_, branch) in extra {
+    let extra = [
+        ("staging", "staging", On::Platform),
+        ("qa", "qa", On::Platform),
+        ("canary", "canary", On::Platform),
+    ];
+    for (_, branch, _) in extra {
         setup.platform.set_branch(branch, "main");
     }
     let config = setup.config(&extra);

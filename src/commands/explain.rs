@@ -260,7 +260,7 @@ pub async fn run(args: ExplainArgs) -> Exit {
         }
     };
     let id = &plan.policy;
-    for finding in findings.iter().filter(|f| f.policy.as_ref() == Some(id)) {
+    for finding in findings.iter().filter(|f| f.policies.contains(id)) {
         eprintln!("warning: {finding}");
     }
     let Some(policy) = inventory.policies.get(id).cloned() else {

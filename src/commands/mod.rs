@@ -26,6 +26,11 @@ pub async fn dispatch(command: Command) -> Exit {
 
 /// Prints an error the way every command does: one line per cause, to stderr.
 pub fn report(error: &(dyn std::error::Error + 'static)) {
+    eprintln!("error: {}", chain(error));
+}
+
+/// An error and its causes on one line, each said once.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -36,5 +41,5 @@ pub fn report(error: &(dyn std::error::Error + 'static)) {
         }
         source = cause.source();
     }
-    eprintln!("error: {text}");
+    text
 }

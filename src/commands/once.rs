@@ -4,7 +4,7 @@
 
 use crate::audit;
 use crate::cli::{Exit, OnceArgs};
-use crate::commands::report;
+use crate::commands::{chain, report};
 use crate::config::Config;
 use crate::reconcile::{Fleet, Listings, PassOptions, PassReport, Reconciler};
 use crate::registry::Registry;
@@ -32,15 +32,32 @@ pub async fn run(args: OnceArgs) -> Exit {
         if several {
             println!("== repository {}", reconciler.name());
         }
-        if !once(reconciler, &listings, args.dry_run).await {
+        // With several entries, each line on stderr names its entry, since
+        // the `==` headers go to stdout and `file:line:col` alone could be
+        // in any of them.
+        let tag = several.then(|| reconciler.name());
+        if !once(reconciler, tag, &listings, args.dry_run).await {
             exit = Exit::Failed;
         }
     }
     exit
 }
 
+/// Writes `line` to stderr, after `[NAME] ` when `tag` names the entry.
+fn say(tag: Option<&str>, line: &str) {
+    match tag {
+        Some(name) => eprintln!("[{name}] {line}"),
+        None => eprintln!("{line}"),
+    }
+}
+
 /// One entry's pass, printed. Returns whether it was clean.
-async fn once(reconciler: &Reconciler, listings: &Listings, dry_run: bool) -> bool {
+async fn once(
+    reconciler: &Reconciler,
+    tag: Option<&str>,
+    listings: &Listings,
+    dry_run: bool,
+) -> bool {
     let options = PassOptions {
         dry_run,
         shard: None,
@@ -50,11 +67,11 @@ async fn once(reconciler: &Reconciler, listings: &Listings, dry_run: bool) -> bo
     let pass = match reconciler.pass_memo(options, listings).await {
         Ok(pass) => pass,
         Err(e) => {
-            report(&e);
+            say(tag, &format!("error: {}", chain(&e)));
             return false;
         }
     };
-    print_findings(&pass);
+    print_findings(tag, &pass);
     if dry_run {
         print!("{}", pass.diff);
         if !pass.updates.is_empty() {
@@ -75,33 +92,48 @@ async fn once(reconciler: &Reconciler, listings: &Listings, dry_run: bool) -> bo
     pass.is_clean()
 }
 
-fn print_findings(pass: &PassReport) {
+fn print_findings(tag: Option<&str>, pass: &PassReport) {
     for finding in &pass.findings {
-        eprintln!("{finding}");
+        say(tag, &finding.to_string());
     }
     if pass.findings.iter().any(|f| f.holds_everything()) {
-        eprintln!(
-            "error: {} problem(s) in the repository's policies or manifests; nothing was changed while the automation is broken",
-            pass.findings.len()
+        say(
+            tag,
+            &format!(
+                "error: {} problem(s) in the repository's policies or manifests; nothing was changed while the automation is broken",
+                pass.findings.len()
+            ),
         );
     } else if !pass.findings.is_empty() {
-        eprintln!(
-            "error: {} problem(s) in the repository's policies or manifests held back what they touch; everything else was updated",
-            pass.findings.len()
+        say(
+            tag,
+            &format!(
+                "error: {} problem(s) in the repository's policies or manifests held back what they touch; everything else was updated",
+                pass.findings.len()
+            ),
         );
     }
     for failure in &pass.failures {
-        eprintln!("error: {}: {}", failure.policy, failure.message);
+        say(
+            tag,
+            &format!("error: {}: {}", failure.policy, failure.message),
+        );
     }
     for (policy, opens) in &pass.waiting {
-        eprintln!(
-            "waiting: {policy}: its window is closed; the change is committed when it opens ({opens})"
+        say(
+            tag,
+            &format!(
+                "waiting: {policy}: its window is closed; the change is committed when it opens ({opens})"
+            ),
         );
     }
     for held in &pass.held {
-        eprintln!(
-            "held: {} {}: {} -> {} would be a downgrade (allowDowngrade is false)",
-            held.policy, held.at, held.old, held.new
+        say(
+            tag,
+            &format!(
+                "held: {} {}: {} -> {} would be a downgrade (allowDowngrade is false)",
+                held.policy, held.at, held.old, held.new
+            ),
         );
     }
 }

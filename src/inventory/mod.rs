@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::manifests::{self, Setter};
-use crate::model::{Located, PolicyId, Position};
+use crate::model::{Located, PolicyId, Position, Shard};
 use crate::policy::{self, Automation, Declares, FluxObjects, Policy};
 
 mod promotions;
@@ -45,8 +45,11 @@ pub struct Finding {
     pub at: Located,
     pub message: String,
     pub kind: FindingKind,
-    /// The policy it disables or holds back, when there is one.
-    pub policy: Option<PolicyId>,
+    /// The policies it disables or holds back, sorted: one for a broken
+    /// policy or a marker naming it; those a file's or a malformed
+    /// marker's text names for a file that does not parse or a marker
+    /// that cannot be read; none when no policy can be told.
+    pub policies: Vec<PolicyId>,
 }
 
 /// What a finding is about, which says what it holds back. The labels
@@ -104,7 +107,7 @@ impl Finding {
             at,
             message: message.into(),
             kind,
-            policy: None,
+            policies: Vec::new(),
         }
     }
 
@@ -114,8 +117,38 @@ impl Finding {
 
     /// The same finding, about `policy`.
     fn about(mut self, policy: &PolicyId) -> Self {
-        self.policy = Some(policy.clone());
+        self.policies = vec![policy.clone()];
         self
+    }
+
+    /// The same finding, about the policies the markers in `text` name
+    /// (a file that does not parse, or a marker's line).
+    fn about_mentioned(mut self, text: &str) -> Self {
+        self.policies = manifests::mentioned_policies(text);
+        self
+    }
+
+    /// Whether a pass of `shard` reports it: a finding about a policy on
+    /// every shard that owns one of its policies, one about no policy on
+    /// shard 0 only, one that holds everything back on every shard.
+    pub fn concerns(&self, shard: Shard) -> bool {
+        if self.holds_everything() {
+            return true;
+        }
+        if self.policies.is_empty() {
+            return shard.index == 0;
+        }
+        self.policies.iter().any(|p| shard.owns(p))
+    }
+
+    /// Whether `shard` counts it in `crowsnest_findings`: exactly one
+    /// shard does (the owner of its first policy, or shard 0), so the
+    /// gauge summed over shards counts each finding once.
+    pub fn counted_by(&self, shard: Shard) -> bool {
+        match self.policies.first() {
+            Some(policy) if !self.holds_everything() => shard.owns(policy),
+            _ => shard.index == 0,
+        }
     }
 
     /// Whether it holds back every change of the repository (an
@@ -410,8 +443,12 @@ impl Inventory {
             if !manifests::may_contain_markers(&bytes) {
                 continue;
             }
-            if let Some(text) = text_of(&path, bytes, findings, FindingKind::Manifest) {
-                candidates.push((path, text));
+            match decode(&path, bytes, FindingKind::Manifest) {
+                Ok(text) => candidates.push((path, text)),
+                // Never written: held back are the policies its markers name.
+                Err((finding, bytes)) => {
+                    findings.push(finding.about_mentioned(&String::from_utf8_lossy(&bytes)));
+                }
             }
         }
         let parsed = scan_markers_in_parallel(&candidates);
@@ -419,24 +456,32 @@ impl Inventory {
             let scan = match found {
                 Ok(scan) => scan,
                 Err(e) => {
-                    // Not YAML: never written, its markers skipped.
-                    findings.push(Finding::new(
-                        FindingKind::Manifest,
-                        e.at().clone(),
-                        format!(
-                            "not valid YAML: {}; crowsnest does not write this file",
-                            e.message()
-                        ),
-                    ));
+                    // Not YAML: never written, its markers skipped; held
+                    // back are the policies its markers name.
+                    findings.push(
+                        Finding::new(
+                            FindingKind::Manifest,
+                            e.at().clone(),
+                            format!(
+                                "not valid YAML: {}; crowsnest does not write this file",
+                                e.message()
+                            ),
+                        )
+                        .about_mentioned(&text),
+                    );
                     continue;
                 }
             };
             for problem in scan.problems {
-                findings.push(Finding::new(
-                    FindingKind::Marker,
-                    problem.at().clone(),
-                    format!("{}; the value is left as it is", problem.message()),
-                ));
+                let line = line_of(&text, problem.at().position.line);
+                findings.push(
+                    Finding::new(
+                        FindingKind::Marker,
+                        problem.at().clone(),
+                        format!("{}; the value is left as it is", problem.message()),
+                    )
+                    .about_mentioned(line),
+                );
             }
             if scan.setters.is_empty() {
                 continue;
@@ -534,9 +579,12 @@ impl Inventory {
                     );
                     continue;
                 };
-                let Some(text) = text_of(&target.file, bytes, findings, FindingKind::Manifest)
-                else {
-                    continue;
+                let text = match decode(&target.file, bytes, FindingKind::Manifest) {
+                    Ok(text) => text,
+                    Err((finding, _)) => {
+                        findings.push(finding.about(&policy));
+                        continue;
+                    }
                 };
                 self.files.insert(
                     target.file.clone(),
@@ -651,28 +699,38 @@ fn text_of(
     findings: &mut Vec<Finding>,
     kind: FindingKind,
 ) -> Option<String> {
+    decode(path, bytes, kind)
+        .map_err(|(finding, _)| findings.push(finding))
+        .ok()
+}
+
+/// A file's bytes as text, or the finding that says why not and the bytes.
+fn decode(path: &str, bytes: Vec<u8>, kind: FindingKind) -> Result<String, (Finding, Vec<u8>)> {
     if bytes.len() > MAX_MANIFEST_BYTES {
-        findings.push(Finding::file(
+        let finding = Finding::file(
             kind,
             path,
             format!("file is too large: crowsnest reads files up to {MAX_MANIFEST_BYTES} bytes"),
-        ));
-        return None;
+        );
+        return Err((finding, bytes));
     }
-    match String::from_utf8(bytes) {
-        Ok(text) => Some(text),
-        Err(e) => {
-            findings.push(Finding::file(
-                kind,
-                path,
-                format!(
-                    "file is not valid UTF-8 (at byte {})",
-                    e.utf8_error().valid_up_to()
-                ),
-            ));
-            None
-        }
-    }
+    String::from_utf8(bytes).map_err(|e| {
+        let finding = Finding::file(
+            kind,
+            path,
+            format!(
+                "file is not valid UTF-8 (at byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        );
+        (finding, e.into_bytes())
+    })
+}
+
+/// The text of line `line` (1-based) of `text`, without its end.
+fn line_of(text: &str, line: u32) -> &str {
+    let index = usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX);
+    text.lines().nth(index).unwrap_or("")
 }
 
 /// A `/`-separated relative path that stays inside the root.

@@ -373,30 +373,49 @@ fn r15_each_problem_holds_back_only_what_it_touches() {
         .replace("name: app", "name: broken")
         .replace(">=1.0.0", ">=1.0.0 <");
     let second_good = POLICY.replace("name: app", "name: other");
+    let bad_regex = format!(
+        "{}  filterTags:\n    pattern: '^(unclosed'\n",
+        POLICY.replace("name: app", "name: regex")
+    );
+    let bad_extract = format!(
+        "{}  filterTags:\n    pattern: '^v(?P<version>.*)$'\n    extract: '$nope'\n",
+        POLICY.replace("name: app", "name: extract")
+    );
+    // A typo in another namespace must not disable `default:app`.
+    let bad_namespace = POLICY.replace("name: app\n", "name: app\n  namespace: Prod!\n");
     let marker = |policy: &str| format!("# {{\"$imagepolicy\": \"default:{policy}\"}}");
-    let (inventory, findings) = build(&[
+    let files: [(&str, &str); 5] = [
         // One file: a good policy, one with a bad range, another good one.
         (
             "policies/apps.yaml",
             &format!("{good}---\n{bad_range}---\n{second_good}"),
         ),
+        // Beside a good one: an invalid regex, a bad extract template, an
+        // invalid namespace.
+        (
+            "policies/filters.yaml",
+            &format!("{bad_regex}---\n{bad_extract}---\n{bad_namespace}"),
+        ),
         ("policies/notes.yaml", "this: is: not: yaml\n"),
         (
             "apps/deploy.yaml",
             &format!(
-                "# How to: write `image: x:1 {}` after a value.\nimage: ghcr.io/org/app:1.0.0 {}\nbroken: ghcr.io/org/app:1.0.0 {}\nmissing: ghcr.io/org/app:1.0.0 {}\nmalformed: ghcr.io/org/app:1.0.0 # {{\"$imagepolicy\": \"default:app\"\nother: ghcr.io/org/app:1.0.0 {}\n",
+                "# How to: write `image: x:1 {}` after a value.\nimage: ghcr.io/org/app:1.0.0 {}\nbroken: ghcr.io/org/app:1.0.0 {}\nmissing: ghcr.io/org/app:1.0.0 {}\nmalformed: ghcr.io/org/app:1.0.0 # {{\"$imagepolicy\": \"default:app\"\nother: ghcr.io/org/app:1.0.0 {}\nplain: ghcr.io/org/app:1.0.0 # $imagepolicy: default:other\nregex: ghcr.io/org/app:1.0.0 {}\nextract: ghcr.io/org/app:1.0.0 {}\n",
                 marker("app"),
                 marker("app"),
                 marker("broken"),
                 marker("missing"),
-                marker("other")
+                marker("other"),
+                marker("regex"),
+                marker("extract")
             ),
         ),
         (
             "apps/not-yaml.yaml",
             &format!("image: [unclosed {}\n", marker("app")),
         ),
-    ]);
+    ];
+    let (inventory, findings) = Inventory::build(&Mem::new(&files), "policies", "").unwrap();
     let ids: Vec<String> = inventory.policies.keys().map(|p| p.to_string()).collect();
     assert_eq!(ids, ["default:app", "default:other"]);
     assert_eq!(
@@ -405,7 +424,7 @@ fn r15_each_problem_holds_back_only_what_it_touches() {
             .keys()
             .map(|p| p.to_string())
             .collect::<Vec<_>>(),
-        ["default:broken"]
+        ["default:broken", "default:extract", "default:regex"]
     );
     let setters: Vec<(String, u32)> = inventory.files["apps/deploy.yaml"]
         .setters
@@ -417,22 +436,67 @@ fn r15_each_problem_holds_back_only_what_it_touches() {
         [("default:app".into(), 2), ("default:other".into(), 6)]
     );
     assert!(!inventory.files.contains_key("apps/not-yaml.yaml"));
-    let expected = [
-        "apps/deploy.yaml:3:9: marker names policy default:broken, which is disabled by the problem at policies/apps.yaml:19:14",
-        "apps/deploy.yaml:4:10: marker names policy default:missing, which no policy file declares (it may be in policies/notes.yaml, which cannot be read); the value is left as it is",
-        "apps/deploy.yaml:5:34: marker comment is not a JSON object",
-        "apps/not-yaml.yaml:",
-        "policies/apps.yaml:19:14: invalid semver range",
-        "policies/notes.yaml:1:",
+    // Each with what it holds back: a file that is not YAML and a
+    // malformed marker hold back the policies their text names.
+    let expected: [(&str, &[&str]); 12] = [
+        (
+            "apps/deploy.yaml:3:9: marker names policy default:broken, which is disabled by the problem at policies/apps.yaml:19:14",
+            &["default:broken"],
+        ),
+        (
+            "apps/deploy.yaml:4:10: marker names policy default:missing, which no policy file declares (it may be in policies/filters.yaml, policies/notes.yaml, which cannot be read); the value is left as it is",
+            &["default:missing"],
+        ),
+        (
+            "apps/deploy.yaml:5:34: marker comment is not a JSON object",
+            &["default:app"],
+        ),
+        (
+            "apps/deploy.yaml:7:30: marker comment is not a JSON object",
+            &["default:other"],
+        ),
+        (
+            "apps/deploy.yaml:8:8: marker names policy default:regex, which is disabled by the problem at policies/filters.yaml:11:16",
+            &["default:regex"],
+        ),
+        (
+            "apps/deploy.yaml:9:10: marker names policy default:extract, which is disabled by the problem at policies/filters.yaml:24:14",
+            &["default:extract"],
+        ),
+        ("apps/not-yaml.yaml:1:8: not valid YAML", &["default:app"]),
+        (
+            "policies/apps.yaml:19:14: invalid semver range",
+            &["default:broken"],
+        ),
+        (
+            "policies/filters.yaml:11:16: invalid filterTags.pattern \"^(unclosed\"",
+            &["default:regex"],
+        ),
+        (
+            "policies/filters.yaml:24:14: invalid filterTags.extract \"$nope\"",
+            &["default:extract"],
+        ),
+        (
+            "policies/filters.yaml:30:14: metadata.namespace \"Prod!\" is not a Kubernetes namespace",
+            &[],
+        ),
+        ("policies/notes.yaml:1:", &[]),
     ];
     assert_eq!(findings.len(), expected.len(), "{findings:#?}");
-    for (finding, want) in findings.iter().zip(expected) {
+    for (finding, (want, policies)) in findings.iter().zip(expected) {
+        let text = finding.to_string();
         assert!(
-            finding.starts_with(want),
-            "{finding:?} should start with {want:?}"
+            text.starts_with(want),
+            "{text:?} should start with {want:?}"
         );
+        let about: Vec<String> = finding.policies.iter().map(|p| p.to_string()).collect();
+        assert_eq!(about, policies, "{text}");
     }
-    assert!(findings[4].contains("(policy default:broken is disabled until this is fixed)"));
+    assert!(
+        findings[7]
+            .to_string()
+            .contains("(policy default:broken is disabled until this is fixed)")
+    );
 }
 
 #[test]
@@ -554,4 +618,70 @@ fn promotions_that_cannot_read_their_source_are_findings_at_the_key() {
     )
     .unwrap();
     assert_eq!(findings.len(), 6, "{findings:?}");
+}
+
+/// Review of issues 15 and 16: with `--shard`, every shard reported every
+/// finding, so `crowsnest_findings` summed over shards counted each one N
+/// times. A shard reports what holds back its own policies (repository
+/// findings on shard 0); exactly one shard counts each finding.
+#[test]
+fn r16_shards_report_their_own_findings_and_count_each_once() {
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let mut files: Vec<(String, String)> = names
+        .iter()
+        .map(|n| {
+            (
+                format!("apps/{n}.yaml"),
+                format!("image: [unclosed # {{\"$imagepolicy\": \"default:{n}\"}}\n"),
+            )
+        })
+        .collect();
+    files.push((
+        "apps/two.yaml".into(),
+        "a: [x # {\"$imagepolicy\": \"default:a\"}\nb: y # {\"$imagepolicy\": \"default:f\"}\n"
+            .into(),
+    ));
+    files.push(("policies/notes.yaml".into(), "not: [yaml\n".into()));
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let (_, findings) = Inventory::build(&Mem::new(&files), "policies", "").unwrap();
+    assert_eq!(findings.len(), 8, "{findings:#?}");
+    let shards = [Shard { index: 0, count: 2 }, Shard { index: 1, count: 2 }];
+    for finding in &findings {
+        let counted = shards.iter().filter(|s| finding.counted_by(**s)).count();
+        assert_eq!(counted, 1, "{finding}");
+        for shard in shards {
+            let owns_one = finding.policies.iter().any(|p| shard.owns(p));
+            let expected = if finding.policies.is_empty() {
+                shard.index == 0
+            } else {
+                owns_one
+            };
+            assert_eq!(finding.concerns(shard), expected, "{finding} on {shard}");
+            assert!(!finding.counted_by(shard) || finding.concerns(shard));
+        }
+    }
+    // The split is real: each shard drops some findings.
+    for shard in shards {
+        let kept = findings.iter().filter(|f| f.concerns(shard)).count();
+        assert!(kept > 0 && kept < findings.len(), "{shard}: {kept}");
+    }
+    // A problem naming policies of both shards is reported on both.
+    let two = findings
+        .iter()
+        .find(|f| f.at.file == "apps/two.yaml")
+        .unwrap();
+    let owners: Vec<u32> = two
+        .policies
+        .iter()
+        .map(|p| shards.iter().find(|s| s.owns(p)).unwrap().index)
+        .collect();
+    assert_eq!(
+        owners,
+        [1, 0],
+        "default:a and default:f are on different shards"
+    );
+    assert!(shards.iter().all(|s| two.concerns(*s)));
 }

@@ -5,12 +5,12 @@
 //! Flux (kyaml's fieldmeta) reads the comment after stripping its leading
 //! `#`s, as a JSON object of strings; the short key wins over `$ref`.
 //! crowsnest reads the same comments, and differs in two ways meant to
-//! help `crowsnest check`: a comment that starts with `{` and mentions
-//! `"$imagepolicy"` or a setters `$ref` but is not a valid marker is an
-//! error rather than silently ignored (its value is left alone), and a
-//! marker must sit on the line of the scalar it sets, after it. As in
-//! Flux, a comment on a line of its own is never a marker, whatever it
-//! says.
+//! help `crowsnest check`: a trailing comment that mentions `$imagepolicy`
+//! or a setters `$ref` but is not a valid marker (`# $imagepolicy: a:b`,
+//! an unclosed object) is an error rather than silently ignored (its value
+//! is left alone), and a marker must sit on the line of the scalar it
+//! sets, after it. As in Flux, a comment on a line of its own is never a
+//! marker, whatever it says.
 
 use memchr::memmem;
 use std::sync::LazyLock;
@@ -19,8 +19,9 @@ use super::tree::{Comment, Kind, NodeId, Role, Tree};
 use super::{ManifestError, Setter};
 use crate::model::{Field, Located, PolicyId};
 
-/// Flux's short-hand key, quoted as it appears in JSON.
-const SHORT_KEY: &[u8] = b"\"$imagepolicy\"";
+/// Flux's short-hand key, as any mention of it reads (quoted in a valid
+/// marker, perhaps not in a mistaken one).
+const SHORT_KEY: &[u8] = b"$imagepolicy";
 /// What the long form's `$ref` value starts with.
 const SETTER_REF_PREFIX: &str = "#/definitions/io.k8s.cli.setters.";
 
@@ -29,8 +30,8 @@ static SHORT_FINDER: LazyLock<memmem::Finder<'static>> =
 static REF_FINDER: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(SETTER_REF_PREFIX.as_bytes()));
 
-/// True when `text` holds `"$imagepolicy"` or a setters `$ref`; a file
-/// without either has no markers and need not be parsed.
+/// True when `text` mentions `$imagepolicy` or a setters `$ref`; a file
+/// without either has no markers (valid or not) and need not be parsed.
 pub fn may_contain_markers(text: &[u8]) -> bool {
     SHORT_FINDER.find(text).is_some() || REF_FINDER.find(text).is_some()
 }
@@ -38,13 +39,56 @@ pub fn may_contain_markers(text: &[u8]) -> bool {
 /// A marker's policy and field, or why the comment is not a valid marker.
 pub(crate) type MarkerSpec = Result<(PolicyId, Field), String>;
 
-/// What a comment says, if it is meant as a marker.
+/// What a comment says, if it is meant as a marker: any comment that
+/// mentions `$imagepolicy` or a setters `$ref` is.
 pub(crate) fn parse_comment(text: &str) -> Option<MarkerSpec> {
     let body = text.trim_start_matches('#').trim();
-    if !body.starts_with('{') || !may_contain_markers(body.as_bytes()) {
+    if !may_contain_markers(body.as_bytes()) {
         return None;
     }
+    if !body.starts_with('{') {
+        return Some(Err(
+            "marker comment is not a JSON object; write {\"$imagepolicy\": \"<namespace>:<name>\"}"
+                .into(),
+        ));
+    }
     Some(parse_marker_json(body))
+}
+
+/// The policies a text's marker mentions name, read loosely from the raw
+/// bytes (`"$imagepolicy": "ns:name"`, `$imagepolicy: ns:name`, a setters
+/// `$ref`), sorted and without repeats. Lines that are comments of their
+/// own are skipped, as they are never markers. For a file that does not
+/// parse or a marker that is malformed: which policies they hold back.
+pub fn mentioned_policies(text: &str) -> Vec<PolicyId> {
+    let mut found = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with('#') || !may_contain_markers(line.as_bytes()) {
+            continue;
+        }
+        for start in SHORT_FINDER.find_iter(line.as_bytes()) {
+            let rest = &line[start + SHORT_KEY.len()..];
+            let rest = rest.trim_start_matches('"').trim_start();
+            if let Some(value) = rest.strip_prefix(':') {
+                found.extend(setter_id(value.trim_start()));
+            }
+        }
+        for start in REF_FINDER.find_iter(line.as_bytes()) {
+            found.extend(setter_id(&line[start + SETTER_REF_PREFIX.len()..]));
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// The policy of the setter name `text` starts with, quoted or not.
+fn setter_id(text: &str) -> Option<PolicyId> {
+    let text = text.strip_prefix('"').unwrap_or(text);
+    let end = text
+        .find(|c: char| c == '"' || c == ',' || c == '}' || c.is_whitespace())
+        .unwrap_or(text.len());
+    parse_setter_name(&text[..end]).ok().map(|(id, _)| id)
 }
 
 fn parse_marker_json(body: &str) -> Result<(PolicyId, Field), String> {
@@ -322,12 +366,45 @@ mod tests {
     fn ordinary_comments_are_not_markers() {
         for text in [
             " just a comment",
-            " see the \"$imagepolicy\" docs",
+            " see the imagepolicy docs",
             r#" {"other": "json"}"#,
             "",
         ] {
             assert!(parse_comment(text).is_none(), "{text}");
         }
+    }
+
+    /// Review of issue 15: a trailing comment that mentions `$imagepolicy`
+    /// without being a JSON object was neither used nor reported.
+    #[test]
+    fn r15_comments_mentioning_a_marker_without_braces_are_errors() {
+        for text in [
+            " $imagepolicy: default:app",
+            r#" "$imagepolicy": "default:app""#,
+            r#"# see the "$imagepolicy" docs"#,
+            " #/definitions/io.k8s.cli.setters.default:app",
+        ] {
+            let err = parse_comment(text).unwrap().unwrap_err();
+            assert!(err.contains("not a JSON object"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn mentioned_policies_reads_valid_and_malformed_markers() {
+        let text = concat!(
+            "# own line: {\"$imagepolicy\": \"docs:howto\"}\n",
+            "a: x:1 # {\"$imagepolicy\": \"default:app:tag\"}\n",
+            "b: [x:1 # $imagepolicy: prod:web\n",
+            "c: x:1 # {\"$imagepolicy\" : \"default:app\"\n",
+            "d: x:1 # {\"$ref\": \"#/definitions/io.k8s.cli.setters.team:api\"}\n",
+            "e: x:1 # {\"$imagepolicy\": \"no-namespace\"}\n",
+        );
+        let ids: Vec<String> = mentioned_policies(text)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(ids, ["default:app", "prod:web", "team:api"]);
+        assert!(mentioned_policies("a: b # plain\n").is_empty());
     }
 
     #[test]
@@ -364,7 +441,8 @@ mod tests {
         assert!(may_contain_markers(
             br##"a: b # {"$ref": "#/definitions/io.k8s.cli.setters.a:b"}"##
         ));
-        assert!(!may_contain_markers(b"a: b # $imagepolicy without quotes"));
+        assert!(may_contain_markers(b"a: b # $imagepolicy without quotes"));
+        assert!(!may_contain_markers(b"a: b # imagepolicy"));
         assert!(!may_contain_markers(b""));
     }
 }

@@ -31,7 +31,7 @@ use std::ops::Range;
 
 use crate::model::{Field, Located, PolicyId, Position, Target};
 
-pub use markers::may_contain_markers;
+pub use markers::{may_contain_markers, mentioned_policies};
 pub use quote::reads_as_non_string;
 pub use tree::PathStep;
 

@@ -188,6 +188,14 @@ fn misplaced_markers_are_errors_with_positions() {
             "image: a:1 # {\"$imagepolicy\": \"ns:p\",}\n".to_owned(),
             "t.yaml:1:12: marker comment is not a JSON object",
         ),
+        (
+            "image: a:1 # $imagepolicy: ns:p\n".to_owned(),
+            "t.yaml:1:12: marker comment is not a JSON object",
+        ),
+        (
+            "image: a:1 # \"$imagepolicy\": \"ns:p\"\n".to_owned(),
+            "t.yaml:1:12: marker comment is not a JSON object",
+        ),
     ];
     for (text, want) in cases {
         let got = marker_error(&text);
@@ -510,4 +518,27 @@ fn a_parsed_manifest_gives_the_same_answers_as_the_free_functions() {
     assert_eq!(once, patch("t.yaml", &text, &edits).unwrap());
     assert!(once.contains("tag: \"1.10\" #"), "{once}");
     assert_eq!(manifest.scalars(), scalars("t.yaml", &text).unwrap());
+}
+
+/// Review of issue 15: trailing comments that mention a marker without
+/// being one were skipped in silence. The fuzz seed holding each form
+/// scans to its two good markers and one problem per malformed one; the
+/// own-line how-to comment is neither.
+#[test]
+fn r15_every_trailing_mention_that_is_not_a_marker_is_a_problem() {
+    let text = include_str!("../../fuzz/seeds/patcher/trailing-mentions.yaml");
+    let scan = scan_markers("t.yaml", text).unwrap();
+    let values: Vec<(u32, &str)> = scan
+        .setters
+        .iter()
+        .map(|s| (s.at.line, s.value.as_str()))
+        .collect();
+    assert_eq!(values, [(9, "ghcr.io/org/app:1.0.0"), (18, "1.0.0")]);
+    let problems: Vec<String> = scan.problems.iter().map(ToString::to_string).collect();
+    let lines: Vec<u32> = scan.problems.iter().map(|p| p.at().position.line).collect();
+    assert_eq!(lines, [11, 13, 15, 17], "{problems:#?}");
+    assert!(
+        problems.iter().all(|p| p.contains("not a JSON object")),
+        "{problems:#?}"
+    );
 }

@@ -333,10 +333,13 @@ pub(super) fn declared_id(file: &str, document: &str, default_namespace: &str) -
     let object: Object = yaml::from_str(file, document).ok()?;
     let metadata = object.metadata?;
     let name = metadata.name.filter(|n| valid_name(n))?;
-    let namespace = metadata
-        .namespace
-        .filter(|n| valid_namespace(n))
-        .unwrap_or_else(|| default_namespace.to_owned());
+    // A namespace that is there but invalid is not the default one: a
+    // typo in `prod:app` must not disable a good `default:app`.
+    let namespace = match metadata.namespace {
+        None => default_namespace.to_owned(),
+        Some(n) if valid_namespace(&n) => n,
+        Some(_) => return None,
+    };
     Some(PolicyId::new(namespace, name))
 }
 
