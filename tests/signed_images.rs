@@ -262,8 +262,8 @@ fn only_tags_signed_by_the_teams_key_are_written_with_their_digest() {
     let again = crowsnest(dir.path(), &["once", "--config", &config]);
     assert_eq!(again.status.code(), Some(1), "{}", text(&again.stdout));
     assert!(
-        text(&again.stderr).contains("signed by the policy's keys"),
-        "an unsigned image under the tag is passed over: {}",
+        text(&again.stderr).contains(&format!("now points to {moved} (unsigned)")),
+        "a tag moved to an unsigned image is reported as moved: {}",
         text(&again.stderr)
     );
     assert_eq!(
