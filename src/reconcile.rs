@@ -334,6 +334,7 @@ impl Fleet {
                     clone,
                     writer: Mutex::new(None),
                     warned: Mutex::new(HashSet::new()),
+                    trail: Arc::default(),
                 })
             })
             .collect();
@@ -365,6 +366,8 @@ pub struct Reconciler {
     writer: Mutex<Option<Writer>>,
     /// Warnings already logged, so the daemon says each one once.
     warned: Mutex<HashSet<String>>,
+    /// The `Verified` trailers read so far from the entry's history.
+    trail: Arc<Mutex<audit::verified::VerifiedTrail>>,
 }
 
 impl Reconciler {
@@ -488,8 +491,15 @@ impl Reconciler {
             }
             report.watched = watched(&inventory, options.shard);
             let trust = self.load_trust(&inventory, &base, &mut report).await;
+            let written = self.verified_writes(&inventory, &base, options.shard).await;
             let mut selections = self
-                .select(&inventory, options.shard, tags, &trust, &mut report)
+                .select(
+                    &inventory,
+                    options.shard,
+                    tags,
+                    (&trust, &written),
+                    &mut report,
+                )
                 .await;
             selections.extend(
                 self.promotions(&mut inventory, &base, options.shard, &mut report)
@@ -720,6 +730,48 @@ impl Reconciler {
             leave_out(&id, edits, report);
             report.verified.remove(&id);
             report.failures.push(failure);
+        }
+    }
+
+    /// The digest each policy with `verify` whose files pin none for the
+    /// tag they hold was last written with, by its `Verified` trailer
+    /// (when that trailer wrote the tag the files hold now).
+    async fn verified_writes(
+        &self,
+        inventory: &Inventory,
+        base: &Base,
+        shard: Option<Shard>,
+    ) -> BTreeMap<PolicyId, audit::VerifiedWrite> {
+        let current: BTreeMap<PolicyId, String> = inventory
+            .used_policies()
+            .into_iter()
+            .filter(|p| p.verify.is_some() && shard.is_none_or(|s| s.owns(&p.id)))
+            .filter_map(|p| Some((p.id.clone(), current_tag(inventory, &p.id)?)))
+            .filter(|(id, tag)| known_digest(inventory, id, tag).is_none())
+            .collect();
+        if current.is_empty() {
+            return BTreeMap::new();
+        }
+        let wanted = current.keys().cloned().collect();
+        let (trail, tip) = (self.trail.clone(), base.commit.0);
+        let read = self
+            .locked(move |repo| {
+                let mut trail = trail.lock().map_err(|_| poisoned())?;
+                trail.read(repo.repository(), tip, &wanted).map_err(|e| {
+                    ReconcileError::Internal(format!("reading Verified trailers: {e}"))
+                })
+            })
+            .await;
+        match read {
+            Ok(writes) => writes
+                .into_values()
+                .filter(|w| current.get(&w.policy) == Some(&w.tag))
+                .map(|w| (w.policy.clone(), w))
+                .collect(),
+            Err(e) => {
+                warn!(error = %e, "cannot read the Verified trailers: a tag written without its digest is not checked for a move in this pass");
+                BTreeMap::new()
+            }
         }
     }
 
@@ -1029,7 +1081,10 @@ impl Reconciler {
         inventory: &Inventory,
         shard: Option<Shard>,
         tags: Tags<'_>,
-        trust: &BTreeMap<PolicyId, verify::Trust>,
+        (trust, written): (
+            &BTreeMap<PolicyId, verify::Trust>,
+            &BTreeMap<PolicyId, audit::VerifiedWrite>,
+        ),
         report: &mut PassReport,
     ) -> BTreeMap<PolicyId, Selection> {
         let mut by_image: BTreeMap<String, Vec<&Policy>> = BTreeMap::new();
@@ -1061,7 +1116,7 @@ impl Reconciler {
                                 policy,
                                 list,
                                 inventory,
-                                trust,
+                                trust.map(|t| (t, written.get(&policy.id))),
                                 &mut not_numeric,
                                 &mut checks,
                             )
@@ -1163,10 +1218,14 @@ impl Reconciler {
         policy: &Policy,
         tags: &[String],
         inventory: &Inventory,
-        trust: Option<&verify::Trust>,
+        verify: Option<(&verify::Trust, Option<&audit::VerifiedWrite>)>,
         not_numeric: &mut Option<usize>,
         checks: &mut Checks,
     ) -> Result<Selection, Failure> {
+        // With `verify`: its trust, and the tag and digest its last
+        // `Verified` trailer wrote, when the files hold that tag without
+        // a digest.
+        let (trust, trailed) = (verify.map(|v| v.0), verify.and_then(|v| v.1));
         let fail = |kind: &'static str, message: String| Failure {
             policy: policy.id.clone(),
             kind,
@@ -1217,7 +1276,10 @@ impl Reconciler {
             let list = listing.filter(|_| platform.is_none()).map(|l| l.hash);
             loop {
                 let tag = &remaining[index];
-                let written = trust.and_then(|_| known_digest(inventory, &policy.id, tag));
+                let written = trust.and_then(|_| {
+                    known_digest(inventory, &policy.id, tag)
+                        .or_else(|| trailed.filter(|w| &w.tag == tag).map(|w| w.digest.clone()))
+                });
                 let fresh =
                     written.is_some() && policy.digest_reflection == DigestReflection::Always;
                 let known = list
@@ -1462,7 +1524,7 @@ fn verified_lines(report: &PassReport) -> Vec<String> {
         .verified
         .iter()
         .filter(|(id, _)| report.changes.iter().any(|c| &c.policy == *id))
-        .map(|(id, v)| format!("Verified: {id} {} key {}", v.digest, v.key))
+        .map(|(id, v)| audit::verified_line(id, &v.digest, &v.key))
         .collect()
 }
 
