@@ -702,11 +702,12 @@ fn without_digest_reflection_a_move_is_told_by_the_verified_trailer() {
     assert_eq!(remote.commit_count("main"), commits);
 }
 
+/// A policy of `/api/status` (`null` while it is not listed yet).
 fn policy_status<'a>(status: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
     status["policies"]
         .as_array()
         .and_then(|all| all.iter().find(|p| p["id"] == id))
-        .unwrap_or_else(|| panic!("no policy {id} in {status}"))
+        .unwrap_or(&serde_json::Value::Null)
 }
 
 fn metric_line(metrics: &str, name: &str, policy: &str) -> String {
@@ -820,6 +821,101 @@ fn the_daemon_reports_unsigned_tags_and_a_tag_pushed_over_after_it_was_written()
         text(&remote.file("main", "apps/app.yaml").unwrap()),
         deployment(&host, "app", &pinned),
         "the moved tag is not followed"
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(25)).code(), Some(0));
+}
+
+/// Regression: a registry error while checking, just before the commit,
+/// that a verified tag still points to its digest was reported as a moved
+/// tag (`tagMoved`, `crowsnest_tag_moved` 1). It is a registry failure of
+/// the policy: nothing is written, nothing is reported as moved.
+#[test]
+fn a_registry_error_in_the_check_before_writing_is_not_a_moved_tag() {
+    use std::time::Duration;
+    use support::daemon::Daemon;
+    use support::fault_proxy::{Fault, FaultProxy, Paging, Signal};
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let proxy = FaultProxy::start(&registry.url(), Paging::default());
+    let host = proxy.host();
+    let keys = tempfile::tempdir().unwrap();
+    let (team, team_pem) = key_pair(keys.path(), "team", false);
+    let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
+    let signed = payload(&format!("{host}/demo/app"), &app[1].digest);
+    registry.push_signatures(
+        "demo/app",
+        &sig_tag(&app[1].digest),
+        &[(signed.clone(), sign(keys.path(), &team, false, &signed))],
+    );
+    let remote = Remote::new(&[
+        ("keys/team.pub", team_pem.as_str()),
+        ("policies/apps.yaml", &policy(&host, "app", "Always")),
+        ("apps/app.yaml", &deployment(&host, "app", "1.0.0")),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = Daemon::free_port();
+    let config = write_config(
+        dir.path(),
+        &remote,
+        &host,
+        None,
+        &format!("scan:\n  interval: 1h\nhttp:\n  listen: 127.0.0.1:{port}\n"),
+    );
+    // The signature is read after the tag's digest; while that request is
+    // held, the tag's manifest starts failing, so the check before the
+    // commit gets only server errors.
+    let arrived = Signal::default();
+    proxy.inject(
+        ".sig",
+        &[Fault::Hold {
+            arrived: arrived.clone(),
+        }],
+    );
+    let mut daemon = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_crowsnest")),
+        Path::new(&config),
+        &[],
+        &[],
+        &dir.path().join("run.log"),
+        port,
+    );
+    assert!(
+        arrived.wait_raised(Duration::from_secs(60)),
+        "crowsnest reads the signature"
+    );
+    let unavailable = Fault::Status {
+        status: 503,
+        retry_after: Some("0".into()),
+    };
+    proxy.inject("/manifests/1.1.0", &vec![unavailable; 40]);
+    arrived.release();
+    let mut seen = serde_json::Value::Null;
+    daemon.wait_until("the failed check", Duration::from_secs(60), |d| {
+        let status = d.status();
+        let failed = policy_status(&status, "default:app")["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot check that"));
+        if failed {
+            seen = status;
+        }
+        failed
+    });
+    let metrics = daemon.metrics();
+    let app_status = policy_status(&seen, "default:app");
+    assert!(app_status["tagMoved"].is_null(), "{seen}");
+    assert!(
+        app_status["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("503") || e.contains("server")),
+        "{seen}"
+    );
+    assert!(
+        metric_line(&metrics, "crowsnest_tag_moved", "default:app").ends_with(" 0"),
+        "{metrics}"
+    );
+    assert_eq!(
+        text(&remote.file("main", "apps/app.yaml").unwrap()),
+        deployment(&host, "app", "1.0.0"),
+        "nothing is written without the check"
     );
     assert_eq!(daemon.terminate(Duration::from_secs(25)).code(), Some(0));
 }
