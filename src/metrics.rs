@@ -171,7 +171,7 @@ impl Metrics {
         );
         registry.register(
             "crowsnest_tag_moved",
-            "1 when a tag the files pin with a digest (or a verified tag about to be written) points to another digest in the registry; never followed",
+            "1 when the tag the files hold (or a verified tag about to be written) points to another digest in the registry than the one written for it; not followed with verify, followed without it under digestReflectionPolicy Always",
             m.tag_moved.clone(),
         );
         registry.register(

@@ -92,9 +92,9 @@ struct Checks {
     verified: Option<Verified>,
     /// Tags passed over: tag, verdict.
     unsigned: Vec<(String, String)>,
-    /// The picked tag is pinned in the files with another digest than the
-    /// registry's now: tag, pinned, current.
-    moved: Option<(String, String, String)>,
+    /// A tag the files pin (or a verified tag) that the registry now
+    /// resolves to another digest.
+    moved: Option<Moved>,
 }
 
 /// A policy that could not be decided this pass; the others go on.
@@ -197,9 +197,9 @@ pub struct PassReport {
     pub verified: BTreeMap<PolicyId, Verified>,
     /// Tags passed over for their signature: policy, tag, verdict.
     pub unsigned: Vec<(PolicyId, String, String)>,
-    /// Tags the files pin with a digest the registry no longer has for
-    /// them: policy, tag, the pinned and the current digest.
-    pub moved: Vec<(PolicyId, String, String, String)>,
+    /// Tags whose digest in the registry is no longer the one written
+    /// (or verified) for them.
+    pub moved: Vec<Moved>,
     /// Changes held until their policy's window opens: policy, and when
     /// it opens (RFC 3339).
     pub waiting: Vec<(PolicyId, String)>,
@@ -212,6 +212,41 @@ pub struct Verified {
     pub digest: String,
     /// The key's fingerprint.
     pub key: String,
+}
+
+/// A tag that points to another digest in the registry than the one
+/// crowsnest wrote or verified for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub policy: PolicyId,
+    pub tag: String,
+    /// The digest the files pin (or the `Verified:` trailer records, or
+    /// this pass verified just before writing).
+    pub written: String,
+    /// The digest the registry gives the tag now.
+    pub current: String,
+    /// Found by the check just before a commit: `written` was verified in
+    /// this pass, not yet written.
+    pub before_write: bool,
+}
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Moved {
+            tag,
+            written,
+            current,
+            ..
+        } = self;
+        if self.before_write {
+            write!(
+                f,
+                "{tag} moved from the verified {written} to {current} before it was written"
+            )
+        } else {
+            write!(f, "{tag} written at {written} now points to {current}")
+        }
+    }
 }
 
 /// A promotion's decision in a pass.
@@ -299,6 +334,7 @@ impl Fleet {
                     clone,
                     writer: Mutex::new(None),
                     warned: Mutex::new(HashSet::new()),
+                    trail: Arc::default(),
                 })
             })
             .collect();
@@ -330,6 +366,8 @@ pub struct Reconciler {
     writer: Mutex<Option<Writer>>,
     /// Warnings already logged, so the daemon says each one once.
     warned: Mutex<HashSet<String>>,
+    /// The `Verified` trailers read so far from the entry's history.
+    trail: Arc<Mutex<audit::verified::VerifiedTrail>>,
 }
 
 impl Reconciler {
@@ -458,8 +496,15 @@ impl Reconciler {
             }
             report.watched = watched(&inventory, options.shard);
             let trust = self.load_trust(&inventory, &base, &mut report).await;
+            let written = self.verified_writes(&inventory, &base, options.shard).await;
             let mut selections = self
-                .select(&inventory, options.shard, tags, &trust, &mut report)
+                .select(
+                    &inventory,
+                    options.shard,
+                    tags,
+                    (&trust, &written),
+                    &mut report,
+                )
                 .await;
             selections.extend(
                 self.promotions(&mut inventory, &base, options.shard, &mut report)
@@ -655,31 +700,83 @@ impl Reconciler {
                 .inspect(&policy.image, &verified.tag, policy.platform.as_ref())
                 .await
                 .map(|info| info.digest);
-            let message = match now {
+            let failure = match now {
                 Ok(digest) if digest == verified.digest => continue,
-                Ok(digest) => format!(
-                    "{}: {}:{} moved from the verified {} to {digest} before it was written; nothing is written for it in this pass",
-                    policy.declared_at, policy.image, verified.tag, verified.digest
-                ),
-                Err(e) => format!(
-                    "{}: cannot check that {}:{} still points to the verified digest: {e}",
-                    policy.declared_at, policy.image, verified.tag
-                ),
+                Ok(digest) => {
+                    report.moved.push(Moved {
+                        policy: id.clone(),
+                        tag: verified.tag.clone(),
+                        written: verified.digest.clone(),
+                        current: digest.clone(),
+                        before_write: true,
+                    });
+                    Failure {
+                        policy: id.clone(),
+                        kind: "tag_moved",
+                        message: format!(
+                            "{}: {}:{} moved from the verified {} to {digest} before it was written; nothing is written for it in this pass",
+                            policy.declared_at, policy.image, verified.tag, verified.digest
+                        ),
+                    }
+                }
+                // Not a move: the registry did not answer. The policy
+                // fails like any registry failure and is decided again
+                // next pass.
+                Err(e) => Failure {
+                    policy: id.clone(),
+                    kind: e.kind(),
+                    message: format!(
+                        "{}: cannot check that {}:{} still points to the verified digest, so nothing is written for it in this pass: {e}",
+                        policy.declared_at, policy.image, verified.tag
+                    ),
+                },
             };
-            warn!(policy = %id, "{message}");
-            report.moved.push((
-                id.clone(),
-                verified.tag.clone(),
-                verified.digest.clone(),
-                String::new(),
-            ));
+            warn!(policy = %id, "{}", failure.message);
             leave_out(&id, edits, report);
             report.verified.remove(&id);
-            report.failures.push(Failure {
-                policy: id,
-                kind: "tag_moved",
-                message,
-            });
+            report.failures.push(failure);
+        }
+    }
+
+    /// The digest each policy with `verify` whose files pin none for the
+    /// tag they hold was last written with, by its `Verified` trailer
+    /// (when that trailer wrote the tag the files hold now).
+    async fn verified_writes(
+        &self,
+        inventory: &Inventory,
+        base: &Base,
+        shard: Option<Shard>,
+    ) -> BTreeMap<PolicyId, audit::VerifiedWrite> {
+        let current: BTreeMap<PolicyId, String> = inventory
+            .used_policies()
+            .into_iter()
+            .filter(|p| p.verify.is_some() && shard.is_none_or(|s| s.owns(&p.id)))
+            .filter_map(|p| Some((p.id.clone(), current_tag(inventory, &p.id)?)))
+            .filter(|(id, tag)| known_digest(inventory, id, tag).is_none())
+            .collect();
+        if current.is_empty() {
+            return BTreeMap::new();
+        }
+        let wanted = current.keys().cloned().collect();
+        let (trail, tip) = (self.trail.clone(), base.commit.0);
+        let read = self
+            .locked(move |repo| {
+                let mut trail = trail.lock().map_err(|_| poisoned())?;
+                trail.read(repo.repository(), tip, &wanted).map_err(|e| {
+                    ReconcileError::Internal(format!("reading Verified trailers: {e}"))
+                })
+            })
+            .await;
+        match read {
+            Ok(writes) => writes
+                .into_values()
+                .filter(|w| current.get(&w.policy) == Some(&w.tag))
+                .map(|w| (w.policy.clone(), w))
+                .collect(),
+            Err(e) => {
+                warn!(error = %e, "cannot read the Verified trailers: a tag written without its digest is not checked for a move in this pass");
+                BTreeMap::new()
+            }
         }
     }
 
@@ -1014,7 +1111,10 @@ impl Reconciler {
         inventory: &Inventory,
         shard: Option<Shard>,
         tags: Tags<'_>,
-        trust: &BTreeMap<PolicyId, verify::Trust>,
+        (trust, written): (
+            &BTreeMap<PolicyId, verify::Trust>,
+            &BTreeMap<PolicyId, audit::VerifiedWrite>,
+        ),
         report: &mut PassReport,
     ) -> BTreeMap<PolicyId, Selection> {
         let mut by_image: BTreeMap<String, Vec<&Policy>> = BTreeMap::new();
@@ -1046,7 +1146,7 @@ impl Reconciler {
                                 policy,
                                 list,
                                 inventory,
-                                trust,
+                                trust.map(|t| (t, written.get(&policy.id))),
                                 &mut not_numeric,
                                 &mut checks,
                             )
@@ -1080,9 +1180,7 @@ impl Reconciler {
                 if let Some(verified) = checks.verified {
                     report.verified.insert(id.clone(), verified);
                 }
-                if let Some((tag, pinned, current)) = checks.moved {
-                    report.moved.push((id.clone(), tag, pinned, current));
-                }
+                report.moved.extend(checks.moved);
                 match decision {
                     Ok(selection) => {
                         selections.insert(id, selection);
@@ -1150,10 +1248,14 @@ impl Reconciler {
         policy: &Policy,
         tags: &[String],
         inventory: &Inventory,
-        trust: Option<&verify::Trust>,
+        verify: Option<(&verify::Trust, Option<&audit::VerifiedWrite>)>,
         not_numeric: &mut Option<usize>,
         checks: &mut Checks,
     ) -> Result<Selection, Failure> {
+        // With `verify`: its trust, and the tag and digest its last
+        // `Verified` trailer wrote, when the files hold that tag without
+        // a digest.
+        let (trust, trailed) = (verify.map(|v| v.0), verify.and_then(|v| v.1));
         let fail = |kind: &'static str, message: String| Failure {
             policy: policy.id.clone(),
             kind,
@@ -1196,12 +1298,23 @@ impl Reconciler {
             let mut probes = 0;
             // With `verify` alone, a tag's digest is looked up again only
             // when the image's tag list changed (the check just before a
-            // commit looks again anyway): a steady pass asks nothing.
+            // commit looks again anyway): a steady pass asks nothing. The
+            // exception is the tag the files pin under
+            // `digestReflectionPolicy: Always`, looked up every pass as
+            // without `verify`, so a tag pushed over is seen.
             let listing = trust.map(|_| verify::Listing::new(tags));
             let list = listing.filter(|_| platform.is_none()).map(|l| l.hash);
             loop {
                 let tag = &remaining[index];
-                let known = list.and_then(|l| self.verdicts.known_digest(&policy.image, tag, l));
+                let written = trust.and_then(|_| {
+                    known_digest(inventory, &policy.id, tag)
+                        .or_else(|| trailed.filter(|w| &w.tag == tag).map(|w| w.digest.clone()))
+                });
+                let fresh =
+                    written.is_some() && policy.digest_reflection == DigestReflection::Always;
+                let known = list
+                    .filter(|_| !fresh)
+                    .and_then(|l| self.verdicts.known_digest(&policy.image, tag, l));
                 let info = match known {
                     Some(digest) => crate::registry::TagInfo {
                         digest,
@@ -1222,14 +1335,16 @@ impl Reconciler {
                         info
                     }
                 };
+                let mut verdict = None;
                 let signed = match (trust.zip(listing), info.provides_platform) {
                     (Some((trust, listing)), true) => {
-                        let verdict = self
+                        let found = self
                             .verdicts
                             .verdict(&self.registry, &policy.image, &info.digest, trust, listing)
                             .await
                             .map_err(registry_failure)?;
-                        match verdict {
+                        verdict = Some(found.clone());
+                        match found {
                             verify::Verdict::Signed { by } => Some(by),
                             other => {
                                 warn!(policy = %policy.id, tag = %tag, digest = %info.digest, verdict = %other, "skipped: the image is not signed by the policy's keys");
@@ -1241,6 +1356,29 @@ impl Reconciler {
                     (None, _) => Some(String::new()),
                     (Some(_), false) => None,
                 };
+                // With `verify`, a tag written with one digest that now
+                // points to another is reported and never followed, be the
+                // new image signed or not.
+                if let Some(written) = written.filter(|w| *w != info.digest) {
+                    let current = info.digest.clone();
+                    warn!(policy = %policy.id, tag = %tag, written = %written, current = %current, "the tag now points to another digest than the one written; not followed (verify)");
+                    let now = match &verdict {
+                        Some(verdict) => format!("{current} ({verdict})"),
+                        None => current.clone(),
+                    };
+                    let message = format!(
+                        "{}: {}:{tag} now points to {now}, not the {written} written for it; crowsnest does not follow a moved tag of a policy with verify (pin the new digest by hand if it is intended)",
+                        policy.declared_at, policy.image
+                    );
+                    checks.moved = Some(Moved {
+                        policy: policy.id.clone(),
+                        tag: tag.clone(),
+                        written,
+                        current,
+                        before_write: false,
+                    });
+                    return Err(fail("tag_moved", message));
+                }
                 if info.provides_platform {
                     if let Some(key) = signed {
                         selection.tag = tag.clone();
@@ -1291,36 +1429,30 @@ impl Reconciler {
             reflect_digest(&self.registry, policy, inventory, &selection.tag, inspected)
                 .await
                 .map_err(registry_failure)?;
-        // The digest the registry gives the tag now, when this pass asked.
+        // Without `verify`: the digest the registry gives the tag now, when
+        // this pass asked (with `verify` the loop above checked).
         let asked = match (&resolved, &selection.digest) {
+            _ if trust.is_some() => None,
             (Some(digest), _) => Some(digest.clone()),
             (None, Some(digest)) if policy.digest_reflection == DigestReflection::Always => {
                 Some(digest.clone())
             }
             _ => None,
         };
-        if let (Some(current), Some(pinned)) = (
-            asked.as_ref(),
-            known_digest(inventory, &policy.id, &selection.tag),
-        ) {
-            if *current != pinned {
-                checks.moved = Some((selection.tag.clone(), pinned.clone(), current.clone()));
-                if trust.is_none() {
-                    // digestReflectionPolicy: Always follows a moved tag, as
-                    // in Flux, but never silently.
-                    warn!(policy = %policy.id, tag = %selection.tag, pinned = %pinned, current = %current, "the tag now points to another digest than the files pin; following it (digestReflectionPolicy: Always)");
-                } else {
-                    warn!(policy = %policy.id, tag = %selection.tag, pinned = %pinned, current = %current, "the tag now points to another digest than the files pin; not followed (verify)");
-                }
-            }
-            if *current != pinned && trust.is_some() {
-                return Err(fail(
-                    "tag_moved",
-                    format!(
-                        "{}: {}:{} now points to {current}, not the {pinned} the files pin; crowsnest does not follow a moved tag of a policy with verify (pin the new digest by hand if it is intended)",
-                        policy.declared_at, policy.image, selection.tag
-                    ),
-                ));
+        if let (Some(current), Some(written)) =
+            (asked, known_digest(inventory, &policy.id, &selection.tag))
+        {
+            if current != written {
+                // digestReflectionPolicy: Always follows a moved tag, as
+                // in Flux, but never silently.
+                warn!(policy = %policy.id, tag = %selection.tag, written = %written, current = %current, "the tag now points to another digest than the files pin; following it (no verify)");
+                checks.moved = Some(Moved {
+                    policy: policy.id.clone(),
+                    tag: selection.tag.clone(),
+                    written,
+                    current,
+                    before_write: false,
+                });
             }
         }
         info!(policy = %policy.id, image = %policy.image, tag = %selection.tag, digest = selection.digest.as_deref().unwrap_or(""), "selected");
@@ -1549,7 +1681,7 @@ fn verified_lines(report: &PassReport) -> Vec<String> {
         .verified
         .iter()
         .filter(|(id, _)| report.changes.iter().any(|c| &c.policy == *id))
-        .map(|(id, v)| format!("Verified: {id} {} key {}", v.digest, v.key))
+        .map(|(id, v)| audit::verified_line(id, &v.digest, &v.key))
         .collect()
 }
 
@@ -1648,18 +1780,30 @@ fn watched(inventory: &Inventory, shard: Option<Shard>) -> Vec<Watched> {
         .collect()
 }
 
-/// A digest the repository already pins for `tag` of this policy (an
-/// `image:tag@digest` value), which `IfNotPresent` keeps without asking.
+/// A digest the repository already pins for `tag` of this policy, which
+/// `IfNotPresent` keeps without asking and a moved tag is told by: an
+/// `image:tag@digest` value, or a `:digest` setter in a file whose `:tag`
+/// setter of the same policy holds `tag` (kustomize `newTag`/`digest`, Helm
+/// `image.tag`/`image.digest`). Tag and digest fields are paired only
+/// within a file: in two files they may describe two workloads.
 fn known_digest(inventory: &Inventory, policy: &PolicyId, tag: &str) -> Option<String> {
-    inventory
-        .files
-        .values()
-        .flat_map(|f| &f.setters)
-        .filter(|s| &s.policy == policy && s.field == Field::Image)
-        .find_map(|s| {
+    let mut paired = None;
+    for file in inventory.files.values() {
+        let setters = || file.setters.iter().filter(|s| &s.policy == policy);
+        let pinned = setters().find_map(|s| {
             let (reference, digest) = s.value.split_once('@')?;
-            (tag_of(reference) == Some(tag)).then(|| digest.to_owned())
-        })
+            (s.field == Field::Image && tag_of(reference) == Some(tag)).then(|| digest.to_owned())
+        });
+        if pinned.is_some() {
+            return pinned;
+        }
+        if paired.is_none() && setters().any(|s| s.field == Field::Tag && s.value == tag) {
+            paired = setters()
+                .find(|s| s.field == Field::Digest && s.value.contains(':'))
+                .map(|s| s.value.clone());
+        }
+    }
+    paired
 }
 
 /// Decides every setter's new value. Returns the edits per file.

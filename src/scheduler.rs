@@ -817,15 +817,11 @@ impl Scheduler {
                 .filter(|(id, _, _)| id == &w.id)
                 .map(|(_, tag, verdict)| format!("{tag}: {verdict}"))
                 .collect();
-            state.tag_moved = report.moved.iter().find(|(id, ..)| id == &w.id).map(
-                |(_, tag, pinned, current)| {
-                    if current.is_empty() {
-                        format!("{tag} moved away from the verified {pinned} before it was written")
-                    } else {
-                        format!("{tag} pinned at {pinned} now points to {current}")
-                    }
-                },
-            );
+            state.tag_moved = report
+                .moved
+                .iter()
+                .find(|m| m.policy == w.id)
+                .map(ToString::to_string);
             state.waiting_for_window = report
                 .waiting
                 .iter()

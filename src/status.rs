@@ -96,7 +96,8 @@ pub struct PolicyStatus {
     pub verified: Option<String>,
     /// With `verify`: better tags passed over, `tag: verdict`.
     pub unsigned: Vec<String>,
-    /// A tag the files pin that now points to another digest (not followed).
+    /// The tag the files hold points to another digest than the one
+    /// written for it (followed only without `verify`, under `Always`).
     pub tag_moved: Option<String>,
     /// Its change waits for its window: when the window opens.
     pub waiting_for_window: Option<String>,

@@ -292,8 +292,8 @@ fn only_tags_signed_by_the_teams_key_are_written_with_their_digest() {
     let again = crowsnest(dir.path(), &["once", "--config", &config]);
     assert_eq!(again.status.code(), Some(1), "{}", text(&again.stdout));
     assert!(
-        text(&again.stderr).contains("signed by the policy's keys"),
-        "an unsigned image under the tag is passed over: {}",
+        text(&again.stderr).contains(&format!("now points to {moved} (unsigned)")),
+        "a tag moved to an unsigned image is reported as moved: {}",
         text(&again.stderr)
     );
     assert_eq!(
@@ -620,6 +620,340 @@ fn a_tag_moved_between_verification_and_write_is_not_written() {
         deployment(&host, "app", "1.0.0"),
         "nothing is written for a tag that moved after verification"
     );
+}
+
+// --- tag moved after it was written ---
+
+/// Helm values with the image in three fields, each with its marker.
+fn values(host: &str, tag: &str, digest: &str) -> String {
+    format!(
+        "image:\n  repository: {host}/demo/app # {{\"$imagepolicy\": \"default:app:name\"}}\n  tag: {tag} # {{\"$imagepolicy\": \"default:app:tag\"}}\n  digest: \"{digest}\" # {{\"$imagepolicy\": \"default:app:digest\"}}\n"
+    )
+}
+
+/// Regression: the digest written in its own field (Helm `image.digest`,
+/// kustomize `digest`) was not read back, so a tag moved and re-signed
+/// had its new digest written with no report.
+#[test]
+fn a_moved_tag_is_told_by_a_digest_in_its_own_field_and_not_followed() {
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let host = registry.host();
+    let keys = tempfile::tempdir().unwrap();
+    let (team, team_pem) = key_pair(keys.path(), "team", false);
+    let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
+    let reference = format!("{host}/demo/app");
+    let sign_as_team = |digest: &str| {
+        let signed = payload(&reference, digest);
+        registry.push_signatures(
+            "demo/app",
+            &sig_tag(digest),
+            &[(signed.clone(), sign(keys.path(), &team, false, &signed))],
+        );
+    };
+    sign_as_team(&app[1].digest);
+    let remote = Remote::new(&[
+        ("keys/team.pub", team_pem.as_str()),
+        ("policies/apps.yaml", &policy(&host, "app", "Always")),
+        ("chart/values.yaml", &values(&host, "1.0.0", "")),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &remote, &host, None, "");
+    let once = crowsnest(dir.path(), &["once", "--config", &config]);
+    assert_eq!(once.status.code(), Some(0), "{}", text(&once.stderr));
+    let written = values(&host, "1.1.0", &app[1].digest);
+    assert_eq!(
+        text(&remote.file("main", "chart/values.yaml").unwrap()),
+        written
+    );
+
+    let moved = registry.push_image("demo/app", "1.1.0", "linux/arm64");
+    sign_as_team(&moved);
+    let again = crowsnest(dir.path(), &["once", "--config", &config]);
+    let errors = text(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{errors}");
+    assert!(
+        errors.contains(&format!("1.1.0 now points to {moved} (signed by sha256:"))
+            && errors.contains(&format!("not the {} written for it", app[1].digest)),
+        "{errors}"
+    );
+    assert_eq!(
+        text(&remote.file("main", "chart/values.yaml").unwrap()),
+        written,
+        "the moved tag's new digest is not written, signed or not"
+    );
+}
+
+/// With `digestReflectionPolicy: Never` the files hold only the tag; the
+/// `Verified:` trailer of the commit that wrote it holds the digest, and
+/// a move away from it is reported.
+#[test]
+fn without_digest_reflection_a_move_is_told_by_the_verified_trailer() {
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let host = registry.host();
+    let keys = tempfile::tempdir().unwrap();
+    let (team, team_pem) = key_pair(keys.path(), "team", false);
+    let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
+    let reference = format!("{host}/demo/app");
+    let sign_as_team = |digest: &str| {
+        let signed = payload(&reference, digest);
+        registry.push_signatures(
+            "demo/app",
+            &sig_tag(digest),
+            &[(signed.clone(), sign(keys.path(), &team, false, &signed))],
+        );
+    };
+    sign_as_team(&app[1].digest);
+    let remote = Remote::new(&[
+        ("keys/team.pub", team_pem.as_str()),
+        ("policies/apps.yaml", &policy(&host, "app", "Never")),
+        ("apps/app.yaml", &deployment(&host, "app", "1.0.0")),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &remote, &host, None, "");
+    let once = crowsnest(dir.path(), &["once", "--config", &config]);
+    assert_eq!(once.status.code(), Some(0), "{}", text(&once.stderr));
+    assert_eq!(
+        text(&remote.file("main", "apps/app.yaml").unwrap()),
+        deployment(&host, "app", "1.1.0")
+    );
+    // A later pass with the tag where it was: nothing to report.
+    let steady = crowsnest(dir.path(), &["once", "--config", &config]);
+    assert_eq!(steady.status.code(), Some(0), "{}", text(&steady.stderr));
+
+    let moved = registry.push_image("demo/app", "1.1.0", "linux/arm64");
+    sign_as_team(&moved);
+    let again = crowsnest(dir.path(), &["once", "--config", &config]);
+    let errors = text(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{errors}");
+    assert!(
+        errors.contains(&format!("1.1.0 now points to {moved} (signed by sha256:"))
+            && errors.contains(&format!("not the {} written for it", app[1].digest)),
+        "{errors}"
+    );
+    let commits = remote.commit_count("main");
+    assert_eq!(
+        text(&remote.file("main", "apps/app.yaml").unwrap()),
+        deployment(&host, "app", "1.1.0")
+    );
+    assert_eq!(remote.commit_count("main"), commits);
+}
+
+/// A policy of `/api/status` (`null` while it is not listed yet).
+fn policy_status<'a>(status: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    status["policies"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"] == id))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+fn metric_line(metrics: &str, name: &str, policy: &str) -> String {
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!("{name}{{")) && l.contains(&format!("policy=\"{policy}\""))
+        })
+        .unwrap_or_else(|| panic!("no {name} for {policy}:\n{metrics}"))
+        .to_owned()
+}
+
+/// `crowsnest run`: the verified pick, the newer unsigned tag passed over,
+/// and a tag pushed over in the registry while the daemon runs (no tag
+/// added, so the tag list does not change) are reported in the metrics,
+/// `/api/status` and the status page.
+#[test]
+fn the_daemon_reports_unsigned_tags_and_a_tag_pushed_over_after_it_was_written() {
+    use std::time::Duration;
+    use support::daemon::Daemon;
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let host = registry.host();
+    let keys = tempfile::tempdir().unwrap();
+    let (team, team_pem) = key_pair(keys.path(), "team", false);
+    let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0", "1.2.0"]);
+    let signed = payload(&format!("{host}/demo/app"), &app[1].digest);
+    registry.push_signatures(
+        "demo/app",
+        &sig_tag(&app[1].digest),
+        &[(signed.clone(), sign(keys.path(), &team, false, &signed))],
+    );
+    let pinned = format!("1.1.0@{}", app[1].digest);
+    let remote = Remote::new(&[
+        ("keys/team.pub", team_pem.as_str()),
+        ("policies/apps.yaml", &policy(&host, "app", "Always")),
+        ("apps/app.yaml", &deployment(&host, "app", &pinned)),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = Daemon::free_port();
+    let config = write_config(
+        dir.path(),
+        &remote,
+        &host,
+        None,
+        &format!("scan:\n  interval: 1s\nhttp:\n  listen: 127.0.0.1:{port}\n"),
+    );
+    let mut daemon = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_crowsnest")),
+        Path::new(&config),
+        &[],
+        &[],
+        &dir.path().join("run.log"),
+        port,
+    );
+    daemon.wait_ready();
+    daemon.wait_until("the verified pick", Duration::from_secs(60), |d| {
+        policy_status(&d.status(), "default:app")["verified"].is_string()
+    });
+    let status = daemon.status();
+    let app_status = policy_status(&status, "default:app");
+    assert!(
+        app_status["verified"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("1.1.0@{} key sha256:", app[1].digest)),
+        "{status}"
+    );
+    assert_eq!(
+        app_status["unsigned"],
+        serde_json::json!(["1.2.0: unsigned"])
+    );
+    assert!(app_status["tagMoved"].is_null(), "{status}");
+    let metrics = daemon.metrics();
+    assert!(
+        metric_line(&metrics, "crowsnest_unsigned_tags", "default:app").ends_with(" 1"),
+        "{metrics}"
+    );
+    assert!(
+        metric_line(&metrics, "crowsnest_tag_moved", "default:app").ends_with(" 0"),
+        "{metrics}"
+    );
+    let (_, page) = daemon.get("/");
+    assert!(page.contains("1.2.0: unsigned"), "{page}");
+    assert!(
+        page.contains(&format!("verified 1.1.0@{} key sha256:", app[1].digest)),
+        "{page}"
+    );
+
+    // Pushed over: the same tag, another (unsigned) image; no tag is added.
+    let moved = registry.push_image("demo/app", "1.1.0", "linux/arm64");
+    let finding = format!("1.1.0 written at {} now points to {moved}", app[1].digest);
+    daemon.wait_until("the move reported", Duration::from_secs(60), |d| {
+        policy_status(&d.status(), "default:app")["tagMoved"] == finding.as_str()
+    });
+    let status = daemon.status();
+    let app_status = policy_status(&status, "default:app");
+    assert!(
+        app_status["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("now points to {moved} (unsigned)"))),
+        "{status}"
+    );
+    let metrics = daemon.metrics();
+    assert!(
+        metric_line(&metrics, "crowsnest_tag_moved", "default:app").ends_with(" 1"),
+        "{metrics}"
+    );
+    let (_, page) = daemon.get("/");
+    assert!(page.contains(&finding), "{page}");
+    assert_eq!(
+        text(&remote.file("main", "apps/app.yaml").unwrap()),
+        deployment(&host, "app", &pinned),
+        "the moved tag is not followed"
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(25)).code(), Some(0));
+}
+
+/// Regression: a registry error while checking, just before the commit,
+/// that a verified tag still points to its digest was reported as a moved
+/// tag (`tagMoved`, `crowsnest_tag_moved` 1). It is a registry failure of
+/// the policy: nothing is written, nothing is reported as moved.
+#[test]
+fn a_registry_error_in_the_check_before_writing_is_not_a_moved_tag() {
+    use std::time::Duration;
+    use support::daemon::Daemon;
+    use support::fault_proxy::{Fault, FaultProxy, Paging, Signal};
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let proxy = FaultProxy::start(&registry.url(), Paging::default());
+    let host = proxy.host();
+    let keys = tempfile::tempdir().unwrap();
+    let (team, team_pem) = key_pair(keys.path(), "team", false);
+    let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
+    let signed = payload(&format!("{host}/demo/app"), &app[1].digest);
+    registry.push_signatures(
+        "demo/app",
+        &sig_tag(&app[1].digest),
+        &[(signed.clone(), sign(keys.path(), &team, false, &signed))],
+    );
+    let remote = Remote::new(&[
+        ("keys/team.pub", team_pem.as_str()),
+        ("policies/apps.yaml", &policy(&host, "app", "Always")),
+        ("apps/app.yaml", &deployment(&host, "app", "1.0.0")),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = Daemon::free_port();
+    let config = write_config(
+        dir.path(),
+        &remote,
+        &host,
+        None,
+        &format!("scan:\n  interval: 1h\nhttp:\n  listen: 127.0.0.1:{port}\n"),
+    );
+    // The signature is read after the tag's digest; while that request is
+    // held, the tag's manifest starts failing, so the check before the
+    // commit gets only server errors.
+    let arrived = Signal::default();
+    proxy.inject(
+        ".sig",
+        &[Fault::Hold {
+            arrived: arrived.clone(),
+        }],
+    );
+    let mut daemon = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_crowsnest")),
+        Path::new(&config),
+        &[],
+        &[],
+        &dir.path().join("run.log"),
+        port,
+    );
+    assert!(
+        arrived.wait_raised(Duration::from_secs(60)),
+        "crowsnest reads the signature"
+    );
+    let unavailable = Fault::Status {
+        status: 503,
+        retry_after: Some("0".into()),
+    };
+    proxy.inject("/manifests/1.1.0", &vec![unavailable; 40]);
+    arrived.release();
+    let mut seen = serde_json::Value::Null;
+    daemon.wait_until("the failed check", Duration::from_secs(60), |d| {
+        let status = d.status();
+        let failed = policy_status(&status, "default:app")["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot check that"));
+        if failed {
+            seen = status;
+        }
+        failed
+    });
+    let metrics = daemon.metrics();
+    let app_status = policy_status(&seen, "default:app");
+    assert!(app_status["tagMoved"].is_null(), "{seen}");
+    assert!(
+        app_status["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("503") || e.contains("server")),
+        "{seen}"
+    );
+    assert!(
+        metric_line(&metrics, "crowsnest_tag_moved", "default:app").ends_with(" 0"),
+        "{metrics}"
+    );
+    assert_eq!(
+        text(&remote.file("main", "apps/app.yaml").unwrap()),
+        deployment(&host, "app", "1.0.0"),
+        "nothing is written without the check"
+    );
+    assert_eq!(daemon.terminate(Duration::from_secs(25)).code(), Some(0));
 }
 
 /// The referrers API path. Debian's docker-registry (2.8) has no OCI 1.1

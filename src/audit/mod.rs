@@ -16,6 +16,8 @@ pub mod fields;
 pub mod history;
 pub mod record;
 pub mod time;
+#[cfg(feature = "runtime")]
+pub mod verified;
 
 use std::collections::BTreeSet;
 
@@ -66,6 +68,55 @@ pub fn parse_promoted(message: &str) -> Vec<PromotedFrom> {
             (!namespace.is_empty() && !name.is_empty() && hex).then(|| PromotedFrom {
                 policy: PolicyId::new(namespace, name),
                 commit: commit.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The key of the trailer a policy with `verify` adds beside its
+/// `Image-Update`: `Verified: <ns>:<name> <digest> key <signer>`.
+pub const VERIFIED_KEY: &str = "Verified";
+
+/// The `Verified` line of a policy: the digest verified and who signed it.
+pub fn verified_line(policy: &PolicyId, digest: &str, signer: &str) -> String {
+    format!("{VERIFIED_KEY}: {policy} {digest} key {signer}")
+}
+
+/// What a commit says it wrote for a policy with `verify`: the tag of its
+/// `Image-Update` and the digest of its `Verified` trailer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedWrite {
+    pub policy: PolicyId,
+    pub tag: String,
+    pub digest: String,
+}
+
+/// Reads the `Verified` trailers of a commit message, each with the tag
+/// its policy's `Image-Update` trailer wrote (a `Verified` line without
+/// one is left out: the tag it was for is unknown).
+pub fn parse_verified(message: &str) -> Vec<VerifiedWrite> {
+    let updates = parse_trailers(message);
+    message
+        .lines()
+        .filter_map(|line| line.strip_prefix(VERIFIED_KEY)?.strip_prefix(':'))
+        .filter_map(|rest| {
+            let mut words = rest.split_whitespace();
+            let (policy, digest) = (words.next()?, words.next()?);
+            let (namespace, name) = policy.split_once(':')?;
+            let policy = PolicyId::new(namespace, name);
+            let (algorithm, hex) = digest.split_once(':')?;
+            if algorithm.is_empty() || hex.is_empty() || words.next() != Some("key") {
+                return None;
+            }
+            let written = updates.iter().find(|u| u.policy == policy)?;
+            let reference = written.to.split_once('@').map_or(&*written.to, |(r, _)| r);
+            let (_, tag) = reference
+                .rsplit_once(':')
+                .filter(|(_, t)| !t.contains('/'))?;
+            Some(VerifiedWrite {
+                policy,
+                tag: tag.to_owned(),
+                digest: digest.to_owned(),
             })
         })
         .collect()
@@ -145,6 +196,35 @@ mod tests {
         );
         assert!(parse_promoted("Promoted-From: x y\nPromoted-From: a:b zz\n").is_empty());
         assert_eq!(parse_trailers(&message), vec![b, a]);
+    }
+
+    #[test]
+    fn verified_trailers_are_read_with_the_tag_written() {
+        let policy = PolicyId::new("default", "app");
+        let message = format!(
+            "subject\n\nImage-Update: default:app r.io/app:1.0.0 -> r.io/app:1.1.0\nImage-Update: default:other r.io/o:1 -> r.io/o:2@sha256:bb\n{}\n{}\nVerified: default:gone sha256:cc key x\nVerified: default:app nonsense key x\n",
+            verified_line(&policy, "sha256:aa", "sha256:0123"),
+            verified_line(
+                &PolicyId::new("default", "other"),
+                "sha256:bb",
+                "ci (issuer)"
+            ),
+        );
+        assert_eq!(
+            parse_verified(&message),
+            vec![
+                VerifiedWrite {
+                    policy,
+                    tag: "1.1.0".into(),
+                    digest: "sha256:aa".into()
+                },
+                VerifiedWrite {
+                    policy: PolicyId::new("default", "other"),
+                    tag: "2".into(),
+                    digest: "sha256:bb".into()
+                },
+            ]
+        );
     }
 
     #[test]
