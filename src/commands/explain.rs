@@ -298,9 +298,7 @@ pub async fn run(args: ExplainArgs) -> Exit {
             Ok((read, Ok((explained, order)))) => {
                 inventory = read;
                 // The daemon guards a promotion by its source's ordering.
-                if let Some(order) = order {
-                    reconcile::take_ordering(&mut inventory, id, order);
-                }
+                reconcile::take_ordering(&mut inventory, id, order);
                 explained
             }
             Ok((_, Err(exit))) => return exit,
@@ -476,13 +474,14 @@ struct CandidateJson {
 }
 
 /// Reads the source's history and decides as the daemon does. Returns the
-/// source policy's ordering too, when it is known.
+/// source policy's ordering too; a source that declares none fails, as in
+/// the daemon.
 fn explain_promotion(
     plan: &Plan,
     policy: &Policy,
     inventory: &Inventory,
     window: &WindowState,
-) -> Result<(Explained, Option<Policy>), Exit> {
+) -> Result<(Explained, Policy), Exit> {
     let failed = |message: String| {
         eprintln!("error: {message}");
         Exit::Failed
@@ -530,9 +529,15 @@ fn explain_promotion(
         let verifier = Verifier::load(&plan.verify).map_err(|e| usage(format!("--verify: {e}")))?;
         timeline.verify(source_repo, &verifier);
     }
-    let order = promote::ordering(&promote.from, |id| {
+    let Some(order) = promote::ordering(&promote.from, |id| {
         promote::policy_at(source_repo, source_tip, &source.policies_dir, id)
-    });
+    }) else {
+        // As the daemon: no guessed ordering, nothing is promoted.
+        return Err(failed(format!(
+            "{}: promote.from {}: the source declares no such policy, or its promote.from chain never reaches a policy that chooses from the registry; nothing is promoted until it does",
+            promote.from_at, promote.from
+        )));
+    };
     let current =
         promote::value_at(&here_repo, here_tip, &policy.id, &inventory.scan_dir).map_err(failed)?;
     // The tag the daemon's downgrade guard compares with.
@@ -541,11 +546,10 @@ fn explain_promotion(
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let ordering = order.as_ref().unwrap_or(policy);
     let decision = promote::decide(
         &timeline,
         promote,
-        &ordering.selector(),
+        &order.selector(),
         current_tag.as_deref(),
         now,
     );
