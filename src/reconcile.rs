@@ -256,6 +256,9 @@ pub struct Promotion {
     /// The `repositories` entry the source was read from.
     pub repository: String,
     pub decision: promote::Decision,
+    /// The last commit that promoted a value for this policy, from the
+    /// entry's history (`None` before the first).
+    pub last: Option<audit::trail::LastPromotion>,
 }
 
 impl PassReport {
@@ -335,6 +338,7 @@ impl Fleet {
                     writer: Mutex::new(None),
                     warned: Mutex::new(HashSet::new()),
                     trail: Arc::default(),
+                    promoted: Arc::default(),
                 })
             })
             .collect();
@@ -367,7 +371,9 @@ pub struct Reconciler {
     /// Warnings already logged, so the daemon says each one once.
     warned: Mutex<HashSet<String>>,
     /// The `Verified` trailers read so far from the entry's history.
-    trail: Arc<Mutex<audit::verified::VerifiedTrail>>,
+    trail: Arc<Mutex<audit::trail::VerifiedTrail>>,
+    /// The `Promoted-From` trailers read so far from the entry's history.
+    promoted: Arc<Mutex<audit::trail::PromotionTrail>>,
 }
 
 impl Reconciler {
@@ -560,6 +566,20 @@ impl Reconciler {
             match outcome {
                 (commit, PushOutcome::Pushed) => {
                     info!(commit = %commit, changes = report.changes.len(), "pushed");
+                    // This commit is now each changed promotion's last.
+                    let at = unix(SystemTime::now());
+                    for (id, promotion) in &mut report.promotions {
+                        let update = report.updates.iter().find(|u| &u.policy == id);
+                        if let (Some(update), Some(picked)) = (update, promotion.decision.picked())
+                        {
+                            promotion.last = Some(audit::trail::LastPromotion {
+                                commit: commit.to_string(),
+                                at,
+                                value: update.to.clone(),
+                                source_commit: picked.commit.to_string(),
+                            });
+                        }
+                    }
                     report.commit = Some(commit.to_string());
                     report.branch = Some(push_branch);
                     return Ok(report);
@@ -951,7 +971,41 @@ impl Reconciler {
                 }
             }
         }
+        self.last_promotions(base, report).await;
         selections
+    }
+
+    /// Gives each decided promotion its last promotion, read from the
+    /// `Promoted-From` trailers of the entry's history (incrementally; the
+    /// status shows it). A history that cannot be read leaves them unknown.
+    async fn last_promotions(&self, base: &Base, report: &mut PassReport) {
+        let sources: BTreeMap<PolicyId, PolicyId> = report
+            .promotions
+            .iter()
+            .map(|(id, p)| (id.clone(), p.from.clone()))
+            .collect();
+        if sources.is_empty() {
+            return;
+        }
+        let (trail, tip) = (self.promoted.clone(), base.commit.0);
+        let read = self
+            .locked(move |repo| {
+                let mut trail = trail.lock().map_err(|_| poisoned())?;
+                trail.read(repo.repository(), tip, &sources).map_err(|e| {
+                    ReconcileError::Internal(format!("reading Promoted-From trailers: {e}"))
+                })
+            })
+            .await;
+        match read {
+            Ok(mut last) => {
+                for (id, promotion) in &mut report.promotions {
+                    promotion.last = last.remove(id);
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the Promoted-From trailers: the last promotions are not shown in this pass")
+            }
+        }
     }
 
     /// The keys whose commit signatures count as Good for `requireSigned`.
@@ -1098,6 +1152,7 @@ impl Reconciler {
                 from: promote.from.clone(),
                 repository: name,
                 decision,
+                last: None,
             },
         ))
     }

@@ -924,6 +924,15 @@ fn promotion_status(promotion: &crate::reconcile::Promotion) -> PromotionStatus 
             .iter()
             .map(|c| format!("{}: {}", c.value, c.verdict))
             .collect(),
+        last_promotion: promotion
+            .last
+            .as_ref()
+            .map(|last| crate::status::LastPromotionStatus {
+                value: last.value.clone(),
+                commit: last.commit.clone(),
+                at: crate::audit::time::format_time(last.at),
+                source_commit: last.source_commit.clone(),
+            }),
     }
 }
 

@@ -119,6 +119,22 @@ pub struct PromotionStatus {
     pub eligible_at: Option<String>,
     /// Every candidate, newest first: `value: verdict`.
     pub candidates: Vec<String>,
+    /// The last commit that promoted a value for it (from the branch's
+    /// `Promoted-From` trailers; `None` before the first).
+    pub last_promotion: Option<LastPromotionStatus>,
+}
+
+/// A promotion's last promotion.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastPromotionStatus {
+    /// The value it wrote.
+    pub value: String,
+    pub commit: String,
+    /// RFC 3339, the commit's time.
+    pub at: String,
+    /// The source commit the value landed with.
+    pub source_commit: String,
 }
 
 /// RFC 3339 in UTC, seconds precision.

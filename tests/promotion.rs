@@ -691,6 +691,25 @@ fn a_daemon_promotes_between_branches_when_the_soak_ends() {
     assert_eq!(done["pickedCommit"], staging_commit.as_str(), "{done:#}");
     assert!(done["soaking"].is_null(), "{done:#}");
     assert!(done["eligibleAt"].is_null(), "{done:#}");
+    // The promotion just made is the last one, with its commit and source.
+    let last = &done["lastPromotion"];
+    assert_eq!(
+        last["commit"],
+        remote.tip("production").as_str(),
+        "{done:#}"
+    );
+    assert_eq!(last["sourceCommit"], staging_commit.as_str(), "{done:#}");
+    assert_eq!(last["value"], value.as_str(), "{done:#}");
+    let (code, page) = daemon.get("/");
+    assert_eq!(code, 200);
+    let production_tip = remote.tip("production");
+    assert!(
+        page.contains(&format!(
+            "last promoted <code>{value}</code> in <code>{}</code>",
+            &production_tip[..12]
+        )),
+        "{page}"
+    );
     key.verify_commit(&remote.path, "production")
         .expect("signed");
     daemon.terminate(Duration::from_secs(20));

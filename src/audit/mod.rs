@@ -17,7 +17,7 @@ pub mod history;
 pub mod record;
 pub mod time;
 #[cfg(feature = "runtime")]
-pub mod verified;
+pub mod trail;
 
 use std::collections::BTreeSet;
 

@@ -187,8 +187,19 @@ fn section(html: &mut String, repository: &RepositoryStatus, policies: &[&Policy
             let picked = pr.picked_commit.as_deref().map_or_else(String::new, |c| {
                 format!("<br>picked from <code>{}</code>", escape(&short(c)))
             });
+            let last = pr.last_promotion.as_ref().map_or_else(
+                || "<br>not promoted yet".to_owned(),
+                |l| {
+                    format!(
+                        "<br>last promoted <code>{}</code> in <code>{}</code> at {}",
+                        escape(&l.value),
+                        escape(&short(&l.commit)),
+                        escape(&l.at)
+                    )
+                },
+            );
             format!(
-                "<br><span class=\"meta\">promoted from <code>{}</code> ({}){soaking}{picked}</span>",
+                "<br><span class=\"meta\">promoted from <code>{}</code> ({}){soaking}{picked}{last}</span>",
                 escape(&pr.from),
                 escape(&pr.repository)
             )
