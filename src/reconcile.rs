@@ -177,6 +177,8 @@ pub struct PassReport {
     pub message: Option<String>,
     /// The pushed commit, when one was made.
     pub commit: Option<String>,
+    /// The branch tip the pass read (before its own commit).
+    pub tip: Option<String>,
     /// The branch it was pushed to.
     pub branch: Option<String>,
     /// The policies this pass watched, in id order.
@@ -485,6 +487,7 @@ impl Reconciler {
             let mut report = PassReport {
                 findings,
                 conflicts,
+                tip: Some(base.branch_tip.0.to_string()),
                 ..PassReport::default()
             };
             for finding in report.findings.iter().filter(|_| options.log_findings) {

@@ -186,9 +186,12 @@ struct Entry {
     settled: bool,
     /// The policies its last finished pass watched.
     watched: Vec<Watched>,
-    /// Other entries its promotions read from: a commit there asks for a
+    /// The entries its promotions read from (itself too, for folders):
+    /// a commit there, or their branch seen moved by anyone, asks for a
     /// pass here.
     sources: BTreeSet<String>,
+    /// The branch tip its last finished pass read.
+    tip: Option<String>,
     policies: BTreeMap<PolicyId, PolicyState>,
     status: RepositoryStatus,
 }
@@ -256,6 +259,7 @@ impl Scheduler {
                     settled: false,
                     watched: Vec::new(),
                     sources: BTreeSet::new(),
+                    tip: None,
                     policies: BTreeMap::new(),
                 }
             })
@@ -582,18 +586,23 @@ impl Scheduler {
                     .values()
                     .map(|p| p.repository.clone())
                     .collect();
+                // The branch moved: by this pass's commit, or by someone
+                // else since the last pass (a push seen by this fetch).
                 let committed = report.commit.is_some();
+                let moved = committed || (entry.tip.is_some() && report.tip != entry.tip);
+                entry.tip.clone_from(&report.tip);
                 if !entry.settled {
                     info!(repository = %name, policies = report.watched.len(), "first pass done");
                 }
                 entry.settled = true;
                 entry.status.ready = true;
                 self.passed(index, report, wall);
-                if committed {
-                    // Promotions reading this entry's branch see the commit
-                    // now, this entry's own included (one more pass).
-                    for other in &mut self.entries {
-                        if other.sources.contains(&name) {
+                if moved {
+                    // Promotions reading this entry's branch see the move
+                    // now, this entry's own included after its own commit
+                    // (one more pass).
+                    for (i, other) in self.entries.iter_mut().enumerate() {
+                        if other.sources.contains(&name) && (i != index || committed) {
                             other.wanted = true;
                         }
                     }

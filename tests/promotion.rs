@@ -712,6 +712,26 @@ fn a_daemon_promotes_between_branches_when_the_soak_ends() {
     );
     key.verify_commit(&remote.path, "production")
         .expect("signed");
+
+    // Someone else moves staging (a manual edit to 1.2.0). The next pass of
+    // staging (here for a new registry tag, lower, which changes nothing
+    // there) sees its branch moved and asks production for a pass, which
+    // times the new candidate's soak: production follows without waiting
+    // for its own interval (an hour).
+    script(
+        &remote,
+        "staging",
+        None,
+        &[step(
+            now(),
+            "alice",
+            &base(&host, registry_policy(&host, "staging"), "1.2.0", "staging"),
+        )],
+    );
+    registry.push_tags("demo/app", &["0.9.0"]);
+    daemon.wait_until("the manual edit promoted", Duration::from_secs(20), |_| {
+        pins("production", "production", "1.2.0")
+    });
     daemon.terminate(Duration::from_secs(20));
 }
 
