@@ -1855,7 +1855,14 @@ fn known_digest(inventory: &Inventory, policy: &PolicyId, tag: &str) -> Option<S
         if pinned.is_some() {
             return pinned;
         }
-        if paired.is_none() && setters().any(|s| s.field == Field::Tag && s.value == tag) {
+        // The tag in a field of its own, or in an image field without a
+        // digest, beside a digest field of the same policy in that file.
+        let holds_tag = |s: &&crate::manifests::Setter| match s.field {
+            Field::Tag => s.value == tag,
+            Field::Image => !s.value.contains('@') && tag_of(&s.value) == Some(tag),
+            Field::Name | Field::Digest => false,
+        };
+        if paired.is_none() && setters().any(|s| holds_tag(&s)) {
             paired = setters()
                 .find(|s| s.field == Field::Digest && s.value.contains(':'))
                 .map(|s| s.value.clone());
@@ -2159,6 +2166,47 @@ mod tests {
         let (branch, push, author) = effective_git(&entry(""), None);
         assert_eq!((branch.as_str(), push.as_str()), ("main", "main"));
         assert_eq!(author, Author::default());
+    }
+
+    #[test]
+    fn the_digest_written_for_a_tag_is_read_pinned_or_from_a_field_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        let policy = |name: &str| {
+            format!(
+                "apiVersion: crowsnest/v1\nkind: ImagePolicy\nmetadata:\n  name: {name}\nspec:\n  image: r.example/app\n  digestReflectionPolicy: Always\n  policy:\n    semver:\n      range: '>=1.0.0'\n"
+            )
+        };
+        write("policies/pinned.yaml", &policy("pinned"));
+        write("policies/tag.yaml", &policy("tag"));
+        write("policies/image.yaml", &policy("image"));
+        write(
+            "apps/pinned.yaml",
+            "image: r.example/app:1.0.0@sha256:aa # {\"$imagepolicy\": \"default:pinned\"}\n",
+        );
+        write(
+            "apps/tag.yaml",
+            "tag: 1.0.0 # {\"$imagepolicy\": \"default:tag:tag\"}\ndigest: sha256:bb # {\"$imagepolicy\": \"default:tag:digest\"}\n",
+        );
+        write(
+            "apps/image.yaml",
+            "image: r.example/app:1.0.0 # {\"$imagepolicy\": \"default:image\"}\ndigest: sha256:cc # {\"$imagepolicy\": \"default:image:digest\"}\n",
+        );
+        let (inventory, findings) =
+            Inventory::build(&inventory::DirSource::new(dir.path()), "policies", "").unwrap();
+        assert!(findings.is_empty(), "{findings:?}");
+        let known =
+            |name: &str, tag: &str| known_digest(&inventory, &PolicyId::new("default", name), tag);
+        assert_eq!(known("pinned", "1.0.0").as_deref(), Some("sha256:aa"));
+        assert_eq!(known("tag", "1.0.0").as_deref(), Some("sha256:bb"));
+        assert_eq!(known("image", "1.0.0").as_deref(), Some("sha256:cc"));
+        // A digest field says nothing of a tag the files do not hold.
+        assert_eq!(known("tag", "1.1.0"), None);
+        assert_eq!(known("image", "1.1.0"), None);
     }
 
     #[test]
