@@ -193,6 +193,23 @@ struct Setup {
     dir: tempfile::TempDir,
 }
 
+/// A one-repository daemon config in `dir`: `remote`'s `main`, commits
+/// signed with `key`, `host` over plain HTTP, state in `dir/state`, then
+/// `extra` (more top-level keys).
+fn write_config(dir: &Path, remote: &Remote, key: &GpgKey, host: &str, extra: &str) -> PathBuf {
+    let path = dir.join("crowsnest.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n{extra}",
+            url = remote.url(),
+            key = key.key_file.display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
 impl Setup {
     fn new(tags: &[&str]) -> Setup {
         let registry = RegistryServer::start(Auth::Anonymous);
@@ -210,18 +227,13 @@ impl Setup {
     }
 
     fn config(&self, extra: &str) -> PathBuf {
-        let path = self.dir.path().join("crowsnest.yaml");
-        std::fs::write(
-            &path,
-            format!(
-                "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n{extra}",
-                url = self.remote.url(),
-                key = self.key.key_file.display(),
-                host = self.host(),
-            ),
+        write_config(
+            self.dir.path(),
+            &self.remote,
+            &self.key,
+            &self.host(),
+            extra,
         )
-        .unwrap();
-        path
     }
 
     fn file(&self, path: &str) -> String {
@@ -767,16 +779,13 @@ fn a_change_waits_for_its_window_and_lands_when_it_opens() {
     ]);
     let key = GpgKey::ed25519();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("crowsnest.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nscan:\n  interval: 1h\nstateDir: state\nhttp:\n  listen: 127.0.0.1:{port}\n",
-            url = remote.url(),
-            key = key.key_file.display(),
-        ),
-    )
-    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &remote,
+        &key,
+        &host,
+        &format!("scan:\n  interval: 1h\nhttp:\n  listen: 127.0.0.1:{port}\n"),
+    );
     let pinned = |value: &str| {
         remote.file("main", "apps/app.yaml")
             == Some(deployment(&host, "default:app", value).into_bytes())
@@ -907,16 +916,7 @@ fn explain_a_registry_policy_shows_the_writes_the_window_the_guard_and_its_exit(
     ]);
     let key = GpgKey::ed25519();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("crowsnest.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "git:\n  url: {url}\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nstateDir: state\n",
-            url = remote.url(),
-            key = key.key_file.display(),
-        ),
-    )
-    .unwrap();
+    let config = write_config(dir.path(), &remote, &key, &host, "");
     let config = config.to_str().unwrap().to_owned();
     // A dry run clones (nothing is committed) and shows what a pass writes.
     let dry = crowsnest(dir.path(), &["once", "--config", &config, "--dry-run"]);
@@ -1195,16 +1195,15 @@ fn a_daemon_promotes_between_folders_of_one_branch_when_the_soak_ends() {
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
-    let config = dir.path().join("crowsnest.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "git:\n  url: {url}\n  branch: main\n  author: {{ name: {AUTHOR}, email: bot@example.com }}\n  signing:\n    format: openpgp\n    keyFile: {key}\nregistries:\n  hosts:\n    - host: {host}\n      insecure: true\nscan:\n  interval: 1h\nstateDir: state\nhttp:\n  listen: 127.0.0.1:{port}\n  webhookTokenFile: token\n",
-            url = remote.url(),
-            key = key.key_file.display(),
+    let config = write_config(
+        dir.path(),
+        &remote,
+        &key,
+        &host,
+        &format!(
+            "scan:\n  interval: 1h\nhttp:\n  listen: 127.0.0.1:{port}\n  webhookTokenFile: token\n"
         ),
-    )
-    .unwrap();
+    );
     let mut daemon = Daemon::start(
         Path::new(env!("CARGO_BIN_EXE_crowsnest")),
         &config,
