@@ -140,6 +140,22 @@ fn sig_tag(digest: &str) -> String {
     format!("{}.sig", digest.replace(':', "-"))
 }
 
+/// Signs cosign's payload for `reference` and `digest` with the private
+/// key file `private` (in `keys`) and pushes it as `digest`'s `.sig` in
+/// `repository`, as `cosign sign --key` does.
+fn push_signed(
+    registry: &RegistryServer,
+    repository: &str,
+    reference: &str,
+    digest: &str,
+    (keys, private): (&Path, &str),
+    ed25519: bool,
+) {
+    let signed = payload(reference, digest);
+    let signature = sign(keys, private, ed25519, &signed);
+    registry.push_signatures(repository, &sig_tag(digest), &[(signed, signature)]);
+}
+
 fn deployment(host: &str, app: &str, value: &str) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {app}\nspec:\n  template:\n    spec:\n      containers:\n        - name: {app}\n          image: {host}/demo/{app}:{value} # {{\"$imagepolicy\": \"default:{app}\"}}\n"
@@ -219,14 +235,13 @@ fn only_tags_signed_by_the_teams_key_are_written_with_their_digest() {
             (good.clone(), sign(keys.path(), &team, false, &good)),
         ],
     );
-    let other_payload = payload(&format!("{host}/demo/other"), &other[1].digest);
-    registry.push_signatures(
+    push_signed(
+        &registry,
         "demo/other",
-        &sig_tag(&other[1].digest),
-        &[(
-            other_payload.clone(),
-            sign(keys.path(), &team, false, &other_payload),
-        )],
+        &format!("{host}/demo/other"),
+        &other[1].digest,
+        (keys.path(), &team),
+        false,
     );
     let remote = Remote::new(&[
         ("keys/team.pub", team_pem.as_str()),
@@ -301,11 +316,13 @@ fn only_tags_signed_by_the_teams_key_are_written_with_their_digest() {
         written
     );
     // Even signed by the team, a moved tag is reported, not followed.
-    let resigned = payload(&reference, &moved);
-    registry.push_signatures(
+    push_signed(
+        &registry,
         "demo/app",
-        &sig_tag(&moved),
-        &[(resigned.clone(), sign(keys.path(), &team, false, &resigned))],
+        &reference,
+        &moved,
+        (keys.path(), &team),
+        false,
     );
     let third = crowsnest(dir.path(), &["once", "--config", &config]);
     assert_eq!(third.status.code(), Some(1), "{}", text(&third.stdout));
@@ -568,11 +585,13 @@ fn a_tag_moved_between_verification_and_write_is_not_written() {
     let keys = tempfile::tempdir().unwrap();
     let (team, team_pem) = key_pair(keys.path(), "team", false);
     let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
-    let signed = payload(&format!("{host}/demo/app"), &app[1].digest);
-    registry.push_signatures(
+    push_signed(
+        &registry,
         "demo/app",
-        &sig_tag(&app[1].digest),
-        &[(signed.clone(), sign(keys.path(), &team, false, &signed))],
+        &format!("{host}/demo/app"),
+        &app[1].digest,
+        (keys.path(), &team),
+        false,
     );
     let remote = Remote::new(&[
         ("keys/team.pub", team_pem.as_str()),
@@ -643,11 +662,13 @@ fn a_moved_tag_is_told_by_a_digest_in_its_own_field_and_not_followed() {
     let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
     let reference = format!("{host}/demo/app");
     let sign_as_team = |digest: &str| {
-        let signed = payload(&reference, digest);
-        registry.push_signatures(
+        push_signed(
+            &registry,
             "demo/app",
-            &sig_tag(digest),
-            &[(signed.clone(), sign(keys.path(), &team, false, &signed))],
+            &reference,
+            digest,
+            (keys.path(), &team),
+            false,
         );
     };
     sign_as_team(&app[1].digest);
@@ -695,11 +716,13 @@ fn without_digest_reflection_a_move_is_told_by_the_verified_trailer() {
     let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
     let reference = format!("{host}/demo/app");
     let sign_as_team = |digest: &str| {
-        let signed = payload(&reference, digest);
-        registry.push_signatures(
+        push_signed(
+            &registry,
             "demo/app",
-            &sig_tag(digest),
-            &[(signed.clone(), sign(keys.path(), &team, false, &signed))],
+            &reference,
+            digest,
+            (keys.path(), &team),
+            false,
         );
     };
     sign_as_team(&app[1].digest);
@@ -769,11 +792,13 @@ fn the_daemon_reports_unsigned_tags_and_a_tag_pushed_over_after_it_was_written()
     let keys = tempfile::tempdir().unwrap();
     let (team, team_pem) = key_pair(keys.path(), "team", false);
     let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0", "1.2.0"]);
-    let signed = payload(&format!("{host}/demo/app"), &app[1].digest);
-    registry.push_signatures(
+    push_signed(
+        &registry,
         "demo/app",
-        &sig_tag(&app[1].digest),
-        &[(signed.clone(), sign(keys.path(), &team, false, &signed))],
+        &format!("{host}/demo/app"),
+        &app[1].digest,
+        (keys.path(), &team),
+        false,
     );
     let pinned = format!("1.1.0@{}", app[1].digest);
     let remote = Remote::new(&[
@@ -876,11 +901,13 @@ fn a_registry_error_in_the_check_before_writing_is_not_a_moved_tag() {
     let keys = tempfile::tempdir().unwrap();
     let (team, team_pem) = key_pair(keys.path(), "team", false);
     let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
-    let signed = payload(&format!("{host}/demo/app"), &app[1].digest);
-    registry.push_signatures(
+    push_signed(
+        &registry,
         "demo/app",
-        &sig_tag(&app[1].digest),
-        &[(signed.clone(), sign(keys.path(), &team, false, &signed))],
+        &format!("{host}/demo/app"),
+        &app[1].digest,
+        (keys.path(), &team),
+        false,
     );
     let remote = Remote::new(&[
         ("keys/team.pub", team_pem.as_str()),
@@ -1068,30 +1095,22 @@ fn each_key_type_cosign_signs_with_verifies_end_to_end_and_is_pinned() {
         // 1.1.0: signed by this policy's key. 1.2.0 (the newest): by the
         // next key type's, which this policy does not trust.
         let (private, _) = &pairs[i];
-        let signed = payload(&reference, &tags[1].digest);
-        let signature = sign(
-            keys.path(),
-            private,
-            *algorithm == Algorithm::Ed25519,
-            &signed,
-        );
-        registry.push_signatures(
+        push_signed(
+            &registry,
             &repository,
-            &sig_tag(&tags[1].digest),
-            &[(signed, signature)],
+            &reference,
+            &tags[1].digest,
+            (keys.path(), private),
+            *algorithm == Algorithm::Ed25519,
         );
         let (next, (other_private, _)) = (types[(i + 1) % 4], &pairs[(i + 1) % 4]);
-        let foreign = payload(&reference, &tags[2].digest);
-        let signature = sign(
-            keys.path(),
-            other_private,
-            next.1 == Algorithm::Ed25519,
-            &foreign,
-        );
-        registry.push_signatures(
+        push_signed(
+            &registry,
             &repository,
-            &sig_tag(&tags[2].digest),
-            &[(foreign, signature)],
+            &reference,
+            &tags[2].digest,
+            (keys.path(), other_private),
+            next.1 == Algorithm::Ed25519,
         );
         files.push((format!("keys/{name}.pub"), pairs[i].1.clone()));
         files.push((
@@ -1426,13 +1445,18 @@ fn the_daemon_reads_each_signature_once_until_the_listing_or_the_key_changes() {
     let (rotated, rotated_pem) = key_pair(keys.path(), "rotated", true);
     let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0", "1.2.0"]);
     let reference = format!("{host}/demo/app");
-    let push_signed = |digest: &str, private: &str, ed25519: bool| {
-        let signed = payload(&reference, digest);
-        let signature = sign(keys.path(), private, ed25519, &signed);
-        registry.push_signatures("demo/app", &sig_tag(digest), &[(signed, signature)]);
+    let sign_as = |digest: &str, private: &str, ed25519: bool| {
+        push_signed(
+            &registry,
+            "demo/app",
+            &reference,
+            digest,
+            (keys.path(), private),
+            ed25519,
+        );
     };
     // 1.1.0 signed; 1.2.0 (the newest) not yet.
-    push_signed(&app[1].digest, &team, false);
+    sign_as(&app[1].digest, &team, false);
     let remote = Remote::new(&[
         ("keys/team.pub", team_pem.as_str()),
         ("policies/apps.yaml", &policy(&host, "app", "Always")),
@@ -1502,7 +1526,7 @@ fn the_daemon_reads_each_signature_once_until_the_listing_or_the_key_changes() {
 
     // 1.2.0 signed later: its `.sig` tag changes the listing, so its
     // `unsigned` verdict is read again and it is written.
-    push_signed(&app[2].digest, &team, false);
+    sign_as(&app[2].digest, &team, false);
     let before = registry.request_count();
     pass(&mut daemon, &reference, "the pass after 1.2.0's signature");
     daemon.wait_until("1.2.0 written", timeout, |_| pins("1.2.0", &app[2].digest));
@@ -1516,7 +1540,7 @@ fn the_daemon_reads_each_signature_once_until_the_listing_or_the_key_changes() {
 
     // 1.3.0 signed by another key: a bad signature, not written.
     let newer = registry.push_tags("demo/app", &["1.3.0"]);
-    push_signed(&newer[0].digest, &rotated, true);
+    sign_as(&newer[0].digest, &rotated, true);
     pass(&mut daemon, &reference, "the pass after 1.3.0");
     assert!(
         pins("1.2.0", &app[2].digest),
