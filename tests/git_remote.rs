@@ -320,13 +320,29 @@ fn openpgp_signatures_verify_with_git_for_ed25519_rsa_passphrases_and_subkeys() 
 
 #[test]
 fn ssh_signatures_verify_with_git_for_ed25519_and_ecdsa() {
-    for (kind, passphrase) in [
+    let made = [
         ("ed25519", None),
         ("ecdsa", None),
         ("ecdsa-384", None),
+        ("ecdsa-521", None),
         ("ed25519", Some("pass phrase")),
-    ] {
-        let key = SshSigningKey::new(kind, passphrase);
+    ]
+    .map(|(kind, passphrase)| (kind.to_owned(), SshSigningKey::new(kind, passphrase)));
+    // A scalar with a leading zero byte is one byte short in OpenSSH's file.
+    let short = [
+        (256, None),
+        (384, None),
+        (521, None),
+        (256, Some("pass phrase")),
+    ]
+    .map(|(bits, passphrase)| {
+        let kind = format!("ecdsa-{bits} with a short scalar, passphrase {passphrase:?}");
+        (
+            kind,
+            SshSigningKey::ecdsa_with_short_scalar(bits, passphrase),
+        )
+    });
+    for (kind, key) in made.into_iter().chain(short) {
         let remote = fleet();
         let state = state();
         let mut config = config(&remote.url());
@@ -335,7 +351,7 @@ fn ssh_signatures_verify_with_git_for_ed25519_and_ecdsa() {
             &key.key_file,
             key.passphrase_file.as_deref(),
         ));
-        let mut repo = Repo::open(&config, state.path()).unwrap();
+        let mut repo = Repo::open(&config, state.path()).unwrap_or_else(|e| panic!("{kind}: {e}"));
         let id = commit_one(&mut repo, "apps/podinfo/values.yaml", "tag: 6.2.0\n");
         let status = key.verify_commit(&remote.path, &id).unwrap_or_else(|e| {
             panic!(
@@ -781,6 +797,18 @@ fn ssh_key_with_a_passphrase_and_a_hashed_known_hosts_entry() {
         assert!(err.contains(expected), "{err}");
         assert!(!err.contains("client pass"), "{err}");
     }
+    // A protected ECDSA key whose scalar is a byte short in its file: the
+    // startup check decrypts it too (ssh-key alone refuses it).
+    let short = SshSigningKey::ecdsa_with_short_scalar(256, Some("client pass"));
+    sshd.authorize(&short.public_key);
+    let mut config = ssh_config(&sshd, &remote, &known);
+    config.auth.ssh_key_file = Some(short.key_file.clone());
+    config.auth.ssh_passphrase_file = short.passphrase_file.clone();
+    let fresh = crate::state();
+    let mut repo =
+        Repo::open(&config, fresh.path()).unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    let id = commit_one(&mut repo, "README.md", "over ssh, ecdsa\n");
+    assert_eq!(remote.tip("main"), id);
 }
 
 #[test]

@@ -54,6 +54,7 @@ mod local;
 mod maintain;
 pub mod objects;
 pub mod sign;
+mod ssh_key_file;
 mod transport;
 pub mod verify;
 

@@ -18,6 +18,7 @@ use pgp::types::{KeyDetails, Password, SecretParams, SigningKey, Timestamp};
 use ssh_key::{HashAlg, LineEnding, PrivateKey};
 
 use super::GitError;
+use super::ssh_key_file::{self, KeyFileError};
 use crate::config::{Signing, SigningFormat};
 use crate::model::Secret;
 
@@ -281,19 +282,17 @@ fn primary_can_sign(key: &SignedSecretKey) -> bool {
 }
 
 fn load_ssh(bytes: &[u8], passphrase: Option<Secret>) -> Result<Inner, String> {
-    let key = PrivateKey::from_openssh(bytes).map_err(|e| {
-        format!("not an OpenSSH private key ({e}); make one with `ssh-keygen -t ed25519`")
-    })?;
-    let key = if key.is_encrypted() {
-        let passphrase = passphrase.ok_or_else(|| {
+    let key = ssh_key_file::read(bytes, passphrase.as_ref()).map_err(|e| match e {
+        KeyFileError::NotOpenSsh(e) => {
+            format!("not an OpenSSH private key ({e}); make one with `ssh-keygen -t ed25519`")
+        }
+        KeyFileError::NeedsPassphrase => {
             "the key is protected by a passphrase; set git.signing.passphraseFile".to_owned()
-        })?;
-        key.decrypt(passphrase.expose()).map_err(|e| {
+        }
+        KeyFileError::CannotDecrypt(e) => {
             format!("cannot decrypt the key ({e}); check git.signing.passphraseFile")
-        })?
-    } else {
-        key
-    };
+        }
+    })?;
     Ok(Inner::Ssh(Box::new(key)))
 }
 

@@ -8,6 +8,7 @@ use git2::{CertificateCheckStatus, Cred, CredentialType, RemoteCallbacks};
 
 use super::GitError;
 use super::known_hosts::{self, KnownHosts, Verdict};
+use super::ssh_key_file::{self, KeyFileError};
 use crate::config::GitConfig;
 use crate::model::Secret;
 
@@ -350,24 +351,17 @@ fn check_ssh_key(
     bytes: &[u8],
     passphrase: Option<&Secret>,
 ) -> Result<(), String> {
-    let Ok(key) = ssh_key::PrivateKey::from_openssh(bytes) else {
-        return Ok(());
-    };
-    if !key.is_encrypted() {
-        return Ok(());
-    }
-    let Some(passphrase) = passphrase else {
-        return Err(format!(
+    match ssh_key_file::read(bytes, passphrase) {
+        Ok(_) | Err(KeyFileError::NotOpenSsh(_)) => Ok(()),
+        Err(KeyFileError::NeedsPassphrase) => Err(format!(
             "the SSH key {} is protected by a passphrase; set git.auth.sshPassphraseFile",
             path.display()
-        ));
-    };
-    key.decrypt(passphrase.expose()).map(drop).map_err(|_| {
-        format!(
+        )),
+        Err(KeyFileError::CannotDecrypt(_)) => Err(format!(
             "the passphrase in git.auth.sshPassphraseFile does not decrypt the SSH key {}",
             path.display()
-        )
-    })
+        )),
+    }
 }
 
 pub fn redact(url: &str) -> String {

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use p256::pkcs8::EncodePrivateKey;
 use tempfile::TempDir;
 
 use super::git::{git, set_mode};
@@ -210,23 +211,78 @@ pub struct SshSigningKey {
 
 impl SshSigningKey {
     /// `kind` is ssh-keygen's `-t`: `ed25519` or `ecdsa` (P-256, or
-    /// `ecdsa-384` for P-384).
+    /// `ecdsa-384`, `ecdsa-521` for P-384, P-521).
     pub fn new(kind: &str, passphrase: Option<&str>) -> SshSigningKey {
+        let (t, bits): (&str, &[&str]) = match kind {
+            "ecdsa-384" => ("ecdsa", &["-b", "384"]),
+            "ecdsa-521" => ("ecdsa", &["-b", "521"]),
+            other => (other, &[]),
+        };
+        SshSigningKey::made(passphrase, |key_file| {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", t])
+                .args(bits)
+                .args(["-N", passphrase.unwrap_or(""), "-C", SIGNER_EMAIL, "-f"])
+                .arg(key_file));
+        })
+    }
+
+    /// An ECDSA key on the curve of `bits` (256, 384, 521) whose private
+    /// scalar is a byte short in OpenSSH's file, which writes it as an
+    /// mpint: its first byte is zero and its second below 0x80 (else the
+    /// mpint's sign byte makes the width up again). One key in 512 that
+    /// ssh-keygen makes, one in four at P-521. The scalar is drawn here and written as PKCS #8 PEM; ssh-keygen
+    /// itself then rewrites the file in OpenSSH's format (`-p`).
+    pub fn ecdsa_with_short_scalar(bits: u16, passphrase: Option<&str>) -> SshSigningKey {
+        let mut scalar = vec![
+            0u8;
+            if bits == 521 {
+                66
+            } else {
+                usize::from(bits) / 8
+            }
+        ];
+        let pkcs8 = loop {
+            rand::fill(&mut scalar[1..]);
+            scalar[1] &= 0x7f;
+            let pem =
+                match bits {
+                    256 => p256::SecretKey::from_slice(&scalar)
+                        .map(|k| k.to_pkcs8_pem(Default::default())),
+                    384 => p384::SecretKey::from_slice(&scalar)
+                        .map(|k| k.to_pkcs8_pem(Default::default())),
+                    521 => p521::SecretKey::from_slice(&scalar)
+                        .map(|k| k.to_pkcs8_pem(Default::default())),
+                    other => panic!("no ECDSA curve of {other} bits"),
+                };
+            if let Ok(pem) = pem {
+                break pem.expect("encode PKCS #8 PEM");
+            }
+        };
+        SshSigningKey::made(passphrase, |key_file| {
+            std::fs::write(key_file, pkcs8.as_bytes()).expect("write the PKCS #8 key");
+            set_mode(key_file, 0o600);
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-p", "-P", "", "-N", passphrase.unwrap_or(""), "-f"])
+                .arg(key_file));
+            let public = run(Command::new("ssh-keygen")
+                .arg("-y")
+                .arg("-f")
+                .arg(key_file)
+                .args(passphrase.map(|p| ["-P", p]).iter().flatten()));
+            std::fs::write(key_file.with_extension("pub"), public).expect("write the public key");
+        })
+    }
+
+    /// A key `make` writes to the file it is given (and its `.pub` beside).
+    fn made(passphrase: Option<&str>, make: impl FnOnce(&Path)) -> SshSigningKey {
         require("ssh-keygen", "openssh-client");
         let dir = tempfile::Builder::new()
             .prefix("crowsnest-sshsig-")
             .tempdir()
             .expect("create a temp dir");
         let key_file = dir.path().join("signing-key");
-        let (t, bits): (&str, &[&str]) = match kind {
-            "ecdsa-384" => ("ecdsa", &["-b", "384"]),
-            other => (other, &[]),
-        };
-        run(Command::new("ssh-keygen")
-            .args(["-q", "-t", t])
-            .args(bits)
-            .args(["-N", passphrase.unwrap_or(""), "-C", SIGNER_EMAIL, "-f"])
-            .arg(&key_file));
+        make(&key_file);
         let public_key = std::fs::read_to_string(key_file.with_extension("pub"))
             .expect("read the public key")
             .trim()

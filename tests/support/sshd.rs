@@ -98,6 +98,16 @@ impl Sshd {
         }
     }
 
+    /// Lets the key `public` (an OpenSSH public key line) log in too.
+    pub fn authorize(&self, public: &str) {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("authorized_keys"))
+            .and_then(|mut f| writeln!(f, "{public}"))
+            .expect("append to authorized_keys");
+    }
+
     /// `ssh://root@127.0.0.1:PORT/<absolute path>`.
     pub fn url(&self, repo: &Path) -> String {
         format!("ssh://root@127.0.0.1:{}{}", self.port, repo.display())
