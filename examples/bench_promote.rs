@@ -29,12 +29,16 @@ fn main() {
     let back = repo.revparse_single("main~10").unwrap().id();
 
     let started = Instant::now();
-    let full = Timeline::default().read(&repo, tip, &policy, "").unwrap();
+    let full = Timeline::default()
+        .read(&repo, tip, &policy, "", &[])
+        .unwrap();
     let first = started.elapsed();
 
-    let earlier = Timeline::default().read(&repo, back, &policy, "").unwrap();
+    let earlier = Timeline::default()
+        .read(&repo, back, &policy, "", &[])
+        .unwrap();
     let started = Instant::now();
-    let grown = earlier.read(&repo, tip, &policy, "").unwrap();
+    let grown = earlier.read(&repo, tip, &policy, "", &[]).unwrap();
     let incremental = started.elapsed();
     assert_eq!(grown.commits_read, 10);
     assert_eq!(grown.holdings, full.holdings);
@@ -65,7 +69,7 @@ fn main() {
     let mut picked = None;
     for _ in 0..1000 {
         let started = Instant::now();
-        timeline = timeline.read(&repo, tip, &policy, "").unwrap();
+        timeline = timeline.read(&repo, tip, &policy, "", &[]).unwrap();
         let decision = decide(&timeline, &promote, &selector, None, now);
         samples.push(started.elapsed());
         picked = decision.picked().map(|c| c.value.clone());

@@ -1072,6 +1072,13 @@ impl Reconciler {
         // from the source's tip otherwise.
         let local_order = same
             .then(|| promote::ordering(&promote.from, |id| inventory.policies.get(id).cloned()));
+        let local_targets = same.then(|| {
+            inventory
+                .policies
+                .get(&promote.from)
+                .map(|p| p.targets.clone())
+                .unwrap_or_default()
+        });
         let from = promote.from.clone();
         let tip = if same {
             Some(base.branch_tip.0)
@@ -1108,19 +1115,29 @@ impl Reconciler {
                         .0
                 }
             };
-            let mut timeline = previous
-                .read(repo.repository(), tip, &from, &scan_dir)
-                .map_err(|e| e.to_string())?;
-            if let Some(verifier) = &verifier {
-                timeline.verify(repo.repository(), verifier);
-            }
+            // The source policy as the source's tip declares it (its
+            // targets are setters too), and the ordering up its chain.
+            let mut declared = None;
             let order = if same {
                 None
             } else {
                 promote::ordering(&from, |id| {
-                    promote::policy_at(repo.repository(), tip, &entry.git.policies, id)
+                    let found = promote::policy_at(repo.repository(), tip, &entry.git.policies, id);
+                    if *id == from {
+                        declared.clone_from(&found);
+                    }
+                    found
                 })
             };
+            let targets = local_targets
+                .or(declared.map(|p| p.targets))
+                .unwrap_or_default();
+            let mut timeline = previous
+                .read(repo.repository(), tip, &from, &scan_dir, &targets)
+                .map_err(|e| e.to_string())?;
+            if let Some(verifier) = &verifier {
+                timeline.verify(repo.repository(), verifier);
+            }
             Ok::<_, String>((timeline, order, tip))
         })
         .await

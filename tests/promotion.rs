@@ -1233,3 +1233,112 @@ fn a_daemon_promotes_between_folders_of_one_branch_when_the_soak_ends() {
     );
     daemon.terminate(Duration::from_secs(20));
 }
+
+#[test]
+fn a_source_set_only_through_targets_is_promoted_into_targets() {
+    let setup = Setup::new(&["1.0.0", "1.1.0"]);
+    let host = setup.host();
+    let t = now();
+    // Helm-style values files, set through each policy's `targets:`
+    // (no marker comments anywhere).
+    let values = |env: &str, tag: &str| {
+        (
+            format!("{env}/values.yaml"),
+            format!("image:\n  repository: {host}/demo/app\n  tag: {tag}\n"),
+        )
+    };
+    let targets = |env: &str| {
+        format!(
+            "  targets:\n    - file: {env}/values.yaml\n      path: image.tag\n      field: tag\n"
+        )
+    };
+    let staging_policy = format!(
+        "{}{}",
+        registry_policy(&host, "staging"),
+        targets("staging")
+    );
+    let production_policy = format!(
+        "{}{}",
+        promotion_policy(
+            &host,
+            "production",
+            "    from: staging:app\n    soak: 24h\n"
+        ),
+        targets("production")
+    );
+    let (staging_file, staging_old) = values("staging", "1.0.0");
+    let (_, staging_new) = values("staging", "1.1.0");
+    let (production_file, production_old) = values("production", "1.0.0");
+    script(
+        &setup.remote,
+        "main",
+        None,
+        &[
+            step(
+                t - 100 * HOUR,
+                "bot",
+                &[
+                    ("policies/staging.yaml", staging_policy),
+                    ("policies/production.yaml", production_policy),
+                    (&staging_file, staging_old),
+                    (&production_file, production_old),
+                ],
+            ),
+            step(t - 50 * HOUR, "alice", &[(&staging_file, staging_new)]),
+        ],
+    );
+    let repo = setup.remote.path.to_str().unwrap().to_owned();
+    let out = crowsnest(
+        setup.dir.path(),
+        &["explain", "production:app", "--repo", &repo, "--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json = json_of(&out);
+    assert_eq!(json["picked"], "1.1.0", "{json:#}");
+    let candidates: Vec<(&str, &str, &str)> = json["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().unwrap_or("");
+            (field("value"), field("author"), field("verdict"))
+        })
+        .collect();
+    assert_eq!(
+        candidates,
+        [
+            ("1.1.0", "alice", "picked"),
+            ("1.0.0", "bot", "eligible, lower than the pick")
+        ],
+        "{json:#}"
+    );
+    // The destination's value is read through its targets too.
+    assert_eq!(json["current"], "1.0.0", "{json:#}");
+    assert_eq!(
+        json["writes"][0]["file"],
+        production_file.as_str(),
+        "{json:#}"
+    );
+    assert_eq!(json["writes"][0]["new"], "1.1.0", "{json:#}");
+
+    let config = setup.config("");
+    let once = crowsnest(
+        setup.dir.path(),
+        &["once", "--config", config.to_str().unwrap()],
+    );
+    assert_eq!(once.status.code(), Some(0), "{}", text(&once.stderr));
+    assert_eq!(
+        setup.file(&production_file),
+        values("production", "1.1.0").1
+    );
+    let message = text(
+        &setup
+            .remote
+            .git()
+            .args(["log", "-1", "--format=%B", "main"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert!(message.contains("Promoted-From: staging:app "), "{message}");
+}

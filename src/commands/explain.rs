@@ -516,8 +516,18 @@ fn explain_promotion(
         let tip = history::resolve(&opened, &source.rev).map_err(|e| failed(e.to_string()))?;
         (&opened, tip)
     };
+    // The source policy's targets are setters too.
+    let targets = promote::policy_at(source_repo, source_tip, &source.policies_dir, &promote.from)
+        .map(|p| p.targets)
+        .unwrap_or_default();
     let mut timeline = Timeline::default()
-        .read(source_repo, source_tip, &promote.from, &source.scan_dir)
+        .read(
+            source_repo,
+            source_tip,
+            &promote.from,
+            &source.scan_dir,
+            &targets,
+        )
         .map_err(|e| failed(e.to_string()))?;
     if promote.require_signed {
         if plan.verify.is_empty() {
@@ -538,8 +548,14 @@ fn explain_promotion(
             promote.from_at, promote.from
         )));
     };
-    let current =
-        promote::value_at(&here_repo, here_tip, &policy.id, &inventory.scan_dir).map_err(failed)?;
+    let current = promote::value_at(
+        &here_repo,
+        here_tip,
+        &policy.id,
+        &inventory.scan_dir,
+        &policy.targets,
+    )
+    .map_err(failed)?;
     // The tag the daemon's downgrade guard compares with.
     let current_tag =
         reconcile::current_tag(inventory, &policy.id).filter(|_| !policy.allow_downgrade);

@@ -11,13 +11,16 @@
 //! one all its `image` markers agree on (or all its `tag` markers, with
 //! the `digest` markers' digest); while they disagree (a change rolled
 //! out file by file) the policy holds no value, which ends the period of
-//! the one before. Policy `targets:` are not followed here (markers only).
+//! the one before. The source policy's `targets:` are setters too: the
+//! fields they name are read from their files (anywhere in the
+//! repository) at each commit that changed those files.
 //!
 //! Reading is incremental: a timeline remembers the tip it was read at and
 //! the markers of every file then, so a later read whose tip descends
 //! (first parent) from it reads only the new commits; any other tip (a
-//! force push) is read again from the root. Only files whose text names
-//! the source policy are parsed.
+//! force push), or other `targets:`, is read again from the root. Only
+//! files whose text names the source policy, and the targets' files, are
+//! parsed.
 //!
 //! A read of more than one chunk of commits (a first read of a long
 //! history) is spread over one thread per core, as `crowsnest history`
@@ -46,7 +49,7 @@ use crate::git::objects::{Objects, RawEntries, RawEntry, common_entries, git_ord
 use crate::audit::record::SignatureStatus;
 use crate::git::verify::Verifier;
 use crate::manifests::Manifest;
-use crate::model::{Field, PolicyId};
+use crate::model::{Field, PolicyId, Target, TargetPath};
 use crate::policy::{Promote, Selector};
 
 /// The source history could not be read.
@@ -91,7 +94,28 @@ pub struct Timeline {
     /// read only what is new).
     pub commits_read: usize,
     files: HashMap<String, FileState>,
-    scan_tree: Option<Oid>,
+    /// What was watched at `tip`.
+    watched: Option<Watched>,
+    /// The targets it was read with.
+    targets: Vec<TargetKey>,
+}
+
+/// A target as far as reading goes (not where it is declared).
+type TargetKey = (String, TargetPath, Field);
+
+fn target_keys(targets: &[Target]) -> Vec<TargetKey> {
+    targets
+        .iter()
+        .map(|t| (t.file.clone(), t.path.clone(), t.field))
+        .collect()
+}
+
+/// What a commit holds of what a read watches: the scanned folder's tree,
+/// and the blob of each target file (in [`Scope::target_files`] order).
+#[derive(Debug, Clone, PartialEq)]
+struct Watched {
+    scan: Option<Oid>,
+    blobs: Vec<Option<Oid>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,28 +125,32 @@ struct FileState {
 }
 
 impl Timeline {
-    /// Brings the timeline of `policy`'s markers under `scan_dir` up to
-    /// `tip`: only new first-parent commits when `tip` descends from the
-    /// tip it was read at, from the root otherwise.
+    /// Brings the timeline of `policy`'s markers under `scan_dir`, and of
+    /// its `targets`, up to `tip`: only new first-parent commits when
+    /// `tip` descends from the tip it was read at (with the same targets),
+    /// from the root otherwise.
     pub fn read(
         self,
         repo: &Repository,
         tip: Oid,
         policy: &PolicyId,
         scan_dir: &str,
+        targets: &[Target],
     ) -> Result<Timeline, PromoteError> {
-        self.read_with(repo, tip, policy, scan_dir, None, CHUNK)
+        self.read_with(repo, tip, policy, scan_dir, targets, None, CHUNK)
     }
 
     /// [`Timeline::read`] with `workers` threads (`None`: one per core)
     /// reading chunks of `chunk` commits; on the caller's thread alone
     /// when the new commits fit in one chunk.
+    #[allow(clippy::too_many_arguments)]
     fn read_with(
         mut self,
         repo: &Repository,
         tip: Oid,
         policy: &PolicyId,
         scan_dir: &str,
+        targets: &[Target],
         workers: Option<usize>,
         chunk: usize,
     ) -> Result<Timeline, PromoteError> {
@@ -133,6 +161,13 @@ impl Timeline {
         };
         let walk_error = |m| fail("a commit", m);
         let chunk = chunk.max(1);
+        let keys = target_keys(targets);
+        if self.targets != keys {
+            self = Timeline {
+                targets: keys,
+                ..Timeline::default()
+            };
+        }
         if self.tip == Some(tip) {
             self.commits_read = 0;
             return Ok(self);
@@ -141,16 +176,12 @@ impl Timeline {
         let mut walk = FirstParents {
             at: Some(tip),
             stop: self.tip,
-            stop_scan: self.scan_tree,
+            stop_watched: self.watched.clone(),
             ahead: None,
             reached_stop: false,
         };
         let needle = marker_needle(policy);
-        let scope = Scope {
-            policy,
-            needle: &needle,
-            scan_dir,
-        };
+        let scope = Scope::new(policy, &needle, scan_dir, targets);
         let first = walk.chunk(&mut objects, chunk).map_err(walk_error)?;
         let mut read = Vec::new();
         let mut walked = first.commits.len();
@@ -226,14 +257,17 @@ impl Timeline {
             }
         }
         if !walk.reached_stop {
-            self = Timeline::default();
+            self = Timeline {
+                targets: std::mem::take(&mut self.targets),
+                ..Timeline::default()
+            };
         }
         self.commits_read = walked;
         // Oldest chunk first; chunk 0 ends at the tip.
         read.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
         for (number, part) in read {
             if number == 0 {
-                self.scan_tree = part.scan_tree;
+                self.watched = Some(part.watched);
             }
             for step in part.steps {
                 self.record(step);
@@ -304,8 +338,8 @@ struct FirstParents {
     at: Option<Oid>,
     /// The tip the timeline was read at, where the walk stops.
     stop: Option<Oid>,
-    /// The scanned folder's tree at `stop`.
-    stop_scan: Option<Oid>,
+    /// What was watched at `stop`.
+    stop_watched: Option<Watched>,
     /// The commit read last, which opens the next chunk (its root tree
     /// is where the chunk before starts).
     ahead: Option<(Oid, CommitInfo)>,
@@ -324,9 +358,9 @@ struct Chunk {
 enum Start {
     /// The root tree of the commit before the chunk.
     Root(Oid),
-    /// The scanned folder's tree, known: at the tip read before, or none
-    /// before the root commit.
-    Scan(Option<Oid>),
+    /// What was watched, known: at the tip read before, or (`None`)
+    /// nothing, before the root commit.
+    Known(Option<Watched>),
 }
 
 impl FirstParents {
@@ -352,8 +386,8 @@ impl FirstParents {
             }
             commits.push((id, commit));
         }
-        let start = Start::Scan(if self.reached_stop {
-            self.stop_scan
+        let start = Start::Known(if self.reached_stop {
+            self.stop_watched.clone()
         } else {
             None
         });
@@ -365,8 +399,8 @@ impl FirstParents {
 struct ChunkRead {
     /// Oldest first: the commits that changed the files.
     steps: Vec<Step>,
-    /// The scanned folder's tree at the newest commit.
-    scan_tree: Option<Oid>,
+    /// What was watched at the newest commit.
+    watched: Watched,
 }
 
 /// One commit's changes to the files.
@@ -403,24 +437,61 @@ impl Change {
     }
 }
 
-/// What a read looks for: one policy's setters under one folder.
+/// What a read looks for: one policy's setters under one folder, and in
+/// the files its targets name.
 struct Scope<'a> {
     policy: &'a PolicyId,
     needle: &'a str,
     scan_dir: &'a str,
+    targets: &'a [Target],
+    /// The targets' files, each once.
+    target_files: Vec<&'a str>,
 }
 
-impl Scope<'_> {
+impl<'a> Scope<'a> {
+    fn new(
+        policy: &'a PolicyId,
+        needle: &'a str,
+        scan_dir: &'a str,
+        targets: &'a [Target],
+    ) -> Scope<'a> {
+        let mut target_files: Vec<&str> = targets.iter().map(|t| t.file.as_str()).collect();
+        target_files.sort_unstable();
+        target_files.dedup();
+        Scope {
+            policy,
+            needle,
+            scan_dir,
+            targets,
+            target_files,
+        }
+    }
+
+    /// What `root` (a commit's tree) holds of what this read watches.
+    fn watched(&self, objects: &mut Objects, root: Oid) -> Result<Watched, String> {
+        let scan = subtree(objects, root, self.scan_dir)?;
+        let blobs = self
+            .target_files
+            .iter()
+            .map(|file| file_at(objects, root, file))
+            .collect::<Result<_, _>>()?;
+        Ok(Watched { scan, blobs })
+    }
+
     /// Diffs each commit of `chunk` against the one before, oldest first.
     fn read(&self, objects: &mut Objects, chunk: Chunk) -> Result<ChunkRead, String> {
         let mut previous = match chunk.start {
-            Start::Root(tree) => subtree(objects, tree, self.scan_dir)?,
-            Start::Scan(scan) => scan,
+            Start::Root(tree) => self.watched(objects, tree)?,
+            Start::Known(Some(watched)) => watched,
+            Start::Known(None) => Watched {
+                scan: None,
+                blobs: vec![None; self.target_files.len()],
+            },
         };
         let mut steps = Vec::new();
         for (id, commit) in chunk.commits.into_iter().rev() {
-            let scan_tree = subtree(objects, commit.tree, self.scan_dir)?;
-            if scan_tree == previous {
+            let watched = self.watched(objects, commit.tree)?;
+            if watched == previous {
                 continue;
             }
             let mut changes = Vec::new();
@@ -429,8 +500,13 @@ impl Scope<'_> {
                 policy: self.policy,
                 needle: self.needle,
             }
-            .diff(previous, scan_tree, "", &mut changes)?;
-            previous = scan_tree;
+            .diff(previous.scan, watched.scan, "", &mut changes)?;
+            for (i, file) in self.target_files.iter().enumerate() {
+                if watched.blobs[i] != previous.blobs[i] {
+                    changes.push(self.target_change(objects, file, watched.blobs[i])?);
+                }
+            }
+            previous = watched;
             // Files unchanged, value unchanged: no step.
             if !changes.is_empty() {
                 steps.push(Step {
@@ -443,7 +519,28 @@ impl Scope<'_> {
         }
         Ok(ChunkRead {
             steps,
-            scan_tree: previous,
+            watched: previous,
+        })
+    }
+
+    /// The setters the targets in `file` hold in its version `blob`
+    /// (none: the file is gone, or a target's field is not there). Kept
+    /// apart from the scanned files, under a key no path has.
+    fn target_change(
+        &self,
+        objects: &mut Objects,
+        file: &str,
+        blob: Option<Oid>,
+    ) -> Result<Change, String> {
+        let key = format!("\0{file}");
+        let Some(blob) = blob else {
+            return Ok(Change::Remove(key));
+        };
+        let (_, bytes) = objects.read(blob)?;
+        let setters = target_setters(&bytes, file, self.policy, self.targets);
+        Ok(match setters.is_empty() {
+            true => Change::Remove(key),
+            false => Change::Set(key, setters),
         })
     }
 }
@@ -503,6 +600,21 @@ fn subtree(objects: &mut Objects, root: Oid, dir: &str) -> Result<Option<Oid>, S
         }
     }
     Ok(Some(at))
+}
+
+/// The id of the regular file at `path` in tree `root`, if there is one.
+fn file_at(objects: &mut Objects, root: Oid, path: &str) -> Result<Option<Oid>, String> {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let Some(tree) = subtree(objects, root, dir)? else {
+        return Ok(None);
+    };
+    let (kind, raw) = objects.read(tree)?;
+    if kind != ObjectType::Tree {
+        return Err(format!("{tree} is not a tree"));
+    }
+    Ok(RawEntries(&raw)
+        .find(|e| e.is_file() && e.name == name.as_bytes())
+        .map(|e| e.oid()))
 }
 
 /// Reads the source policy's setters out of changed files.
@@ -631,25 +743,30 @@ impl Reader<'_> {
     }
 }
 
-/// The value `policy`'s markers under `scan_dir` hold at `commit` (what
-/// a destination holds now, for `explain`).
+/// The value `policy`'s markers under `scan_dir`, and its `targets`, hold
+/// at `commit` (what a destination holds now, for `explain`).
 pub fn value_at(
     repo: &Repository,
     commit: Oid,
     policy: &PolicyId,
     scan_dir: &str,
+    targets: &[Target],
 ) -> Result<Option<String>, String> {
     let mut objects = Objects::open(repo)?;
     let tree = commit_info(&mut objects, commit)?.tree;
-    let scan_tree = subtree(&mut objects, tree, scan_dir)?;
     let needle = marker_needle(policy);
+    let scope = Scope::new(policy, &needle, scan_dir, targets);
+    let watched = scope.watched(&mut objects, tree)?;
     let mut changes = Vec::new();
     Reader {
         objects: &mut objects,
         policy,
         needle: &needle,
     }
-    .diff(None, scan_tree, "", &mut changes)?;
+    .diff(None, watched.scan, "", &mut changes)?;
+    for (file, blob) in scope.target_files.iter().zip(watched.blobs) {
+        changes.push(scope.target_change(&mut objects, file, blob)?);
+    }
     let mut files = HashMap::new();
     for change in changes {
         change.apply(&mut files);
@@ -733,6 +850,24 @@ fn setters_in(bytes: &[u8], path: &str, policy: &PolicyId, needle: &str) -> Vec<
         .setters
         .into_iter()
         .filter(|s| &s.policy == policy)
+        .map(|s| (s.field, s.value))
+        .collect()
+}
+
+/// The setters `targets` (those naming `file`) hold in one version of it.
+fn target_setters(
+    bytes: &[u8],
+    file: &str,
+    policy: &PolicyId,
+    targets: &[Target],
+) -> Vec<(Field, String)> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Vec::new();
+    };
+    targets
+        .iter()
+        .filter(|t| t.file == file)
+        .filter_map(|t| crate::manifests::resolve_target(file, text, policy, t).ok())
         .map(|s| (s.field, s.value))
         .collect()
 }

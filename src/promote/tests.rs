@@ -126,7 +126,7 @@ fn periods_follow_the_first_parent_chain_with_their_times_and_authors() {
         (40, "1.2.0", "alice"),
     ]);
     let timeline = Timeline::default()
-        .read(&repo, tip(&repo), &staging(), "staging")
+        .read(&repo, tip(&repo), &staging(), "staging", &[])
         .unwrap();
     assert_eq!(timeline.commits_read, 3);
     let values: Vec<(&str, i64, &str)> = timeline
@@ -164,7 +164,7 @@ fn values_set_only_by_tag_markers_are_read() {
     }
     let (_dir, repo) = history_of(&[(0, "1.0.0", "bot"), (10, "1.1.0", "bot")], values);
     let timeline = Timeline::default()
-        .read(&repo, tip(&repo), &staging(), "staging")
+        .read(&repo, tip(&repo), &staging(), "staging", &[])
         .unwrap();
     let held: Vec<&str> = timeline.holdings.iter().map(|h| h.value.as_str()).collect();
     assert_eq!(held, ["1.0.0", "1.1.0"]);
@@ -178,7 +178,7 @@ fn a_soaked_value_is_picked_and_a_newer_one_soaks() {
         (40, "1.2.0", "bot"),
     ]);
     let timeline = Timeline::default()
-        .read(&repo, tip(&repo), &staging(), "staging")
+        .read(&repo, tip(&repo), &staging(), "staging", &[])
         .unwrap();
     let decision = decide_at(&timeline, &promote(24), Some("1.0.0"), 50);
     assert_eq!(
@@ -206,7 +206,7 @@ fn a_rolled_back_value_is_never_promoted_even_after_it_soaks() {
         (60, "1.0.0", "alice"),
     ]);
     let timeline = Timeline::default()
-        .read(&repo, tip(&repo), &staging(), "staging")
+        .read(&repo, tip(&repo), &staging(), "staging", &[])
         .unwrap();
     let decision = decide_at(&timeline, &promote(24), Some("0.9.0"), 200);
     let v = verdicts(&decision);
@@ -239,7 +239,7 @@ fn nothing_moves_backwards_and_a_short_period_does_not_count() {
         (6, "1.2.0", "bot"),
     ]);
     let timeline = Timeline::default()
-        .read(&repo, tip(&repo), &staging(), "staging")
+        .read(&repo, tip(&repo), &staging(), "staging", &[])
         .unwrap();
     let decision = decide_at(&timeline, &promote(24), Some("1.0.0"), 10);
     let v = verdicts(&decision);
@@ -274,7 +274,7 @@ fn durations_read_as_the_contract_prints_them() {
 fn a_value_the_ordering_cannot_place_neither_wins_nor_freezes_the_destination() {
     let (_dir, repo) = history(&[(0, "1.0.0", "bot"), (30, "latest", "bot")]);
     let timeline = Timeline::default()
-        .read(&repo, tip(&repo), &staging(), "staging")
+        .read(&repo, tip(&repo), &staging(), "staging", &[])
         .unwrap();
     // `latest` soaked longest but has no place in the ordering; its
     // arrival is no rollback of 1.0.0.
@@ -330,7 +330,7 @@ fn a_rollback_made_file_by_file_still_blocks() {
         parent = Some(id);
     }
     let timeline = Timeline::default()
-        .read(&repo, tip(&repo), &staging(), "staging")
+        .read(&repo, tip(&repo), &staging(), "staging", &[])
         .unwrap();
     assert!(
         timeline.holdings[1]
@@ -367,7 +367,7 @@ fn a_value_held_again_since_an_unsigned_commit_says_so() {
         (34, "1.1.0", "mallory"),
     ]);
     let mut timeline = Timeline::default()
-        .read(&repo, tip(&repo), &staging(), "staging")
+        .read(&repo, tip(&repo), &staging(), "staging", &[])
         .unwrap();
     for (holding, signed) in timeline.holdings.iter_mut().zip([true, true, true, false]) {
         holding.signed = Some(signed);
@@ -405,7 +405,7 @@ fn a_value_held_again_since_an_unsigned_commit_says_so() {
 fn later_reads_take_only_new_commits_and_a_force_push_reads_again() {
     let (_dir, repo) = history(&[(0, "1.0.0", "bot"), (10, "1.1.0", "bot")]);
     let first = Timeline::default()
-        .read(&repo, tip(&repo), &staging(), "staging")
+        .read(&repo, tip(&repo), &staging(), "staging", &[])
         .unwrap();
     assert_eq!(first.commits_read, 2);
     // Two more commits on main.
@@ -419,19 +419,19 @@ fn later_reads_take_only_new_commits_and_a_force_push_reads_again() {
     assert!(grown.find_commit(first.tip.unwrap()).is_ok());
     let next = first
         .clone()
-        .read(&grown, tip(&grown), &staging(), "staging")
+        .read(&grown, tip(&grown), &staging(), "staging", &[])
         .unwrap();
     assert_eq!(next.commits_read, 2);
     assert_eq!(next.holdings.len(), 4);
     let unchanged = next
         .clone()
-        .read(&grown, tip(&grown), &staging(), "staging")
+        .read(&grown, tip(&grown), &staging(), "staging", &[])
         .unwrap();
     assert_eq!(unchanged.commits_read, 0);
     // A history that does not contain the old tip is read from the root.
     let (_forced, rewritten) = history(&[(1, "1.0.0", "bot"), (11, "1.5.0", "bot")]);
     let again = next
-        .read(&rewritten, tip(&rewritten), &staging(), "staging")
+        .read(&rewritten, tip(&rewritten), &staging(), "staging", &[])
         .unwrap();
     assert_eq!(again.commits_read, 2);
     assert_eq!(again.holdings.len(), 2);
@@ -477,7 +477,9 @@ fn write_tree(repo: &Repository, files: &BTreeMap<String, String>) -> Oid {
 /// of `staging:app` every way a diff can see: two image markers that agree
 /// or not, tag and digest markers, files deleted, a folder replaced by a
 /// file and back, setters in files that do not parse or are not YAML,
-/// other policies, and commits outside `env/` or with no change at all.
+/// other policies, the file a target names (`deploy/values.yaml`, see
+/// [`tag_target`]) set, emptied and left, and commits outside `env/` or
+/// with no change at all.
 fn scrambled_history(commits: usize) -> (tempfile::TempDir, Repository, Vec<Oid>) {
     let dir = tempfile::tempdir().unwrap();
     let repo = Repository::init_bare(dir.path().join("r.git")).unwrap();
@@ -502,7 +504,7 @@ fn scrambled_history(commits: usize) -> (tempfile::TempDir, Repository, Vec<Oid>
         rng = rng
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        let pick = (rng >> 33) % 14;
+        let pick = (rng >> 33) % 17;
         let tag = (rng >> 20) % 3;
         match pick {
             0..=2 => {
@@ -551,6 +553,17 @@ fn scrambled_history(commits: usize) -> (tempfile::TempDir, Repository, Vec<Oid>
                 // Only the tag and digest markers are left.
                 files.retain(|p, _| !p.starts_with("env/a/") && !p.starts_with("env/b"));
             }
+            13 | 14 => {
+                // The file a target names, outside `env/`.
+                files.insert(
+                    "deploy/values.yaml".into(),
+                    format!("image:\n  repository: r.example/app\n  tag: 1.0.{tag}\n"),
+                );
+            }
+            15 => {
+                // The target's field gone.
+                files.insert("deploy/values.yaml".into(), "image: {}\n".into());
+            }
             _ => {} // The same tree again.
         }
         let time = Time::new(T0 + n as i64 * HOUR, 0);
@@ -570,11 +583,16 @@ type Period = (String, Oid, Option<(Oid, Option<String>)>);
 
 /// The periods `value_at` gives, commit by commit from scratch: what a
 /// timeline must hold.
-fn periods_from_scratch(repo: &Repository, chain: &[Oid], scan_dir: &str) -> Vec<Period> {
+fn periods_from_scratch(
+    repo: &Repository,
+    chain: &[Oid],
+    scan_dir: &str,
+    targets: &[Target],
+) -> Vec<Period> {
     let mut periods: Vec<Period> = Vec::new();
     let mut held: Option<String> = None;
     for &id in chain {
-        let value = value_at(repo, id, &staging(), scan_dir).unwrap();
+        let value = value_at(repo, id, &staging(), scan_dir, targets).unwrap();
         if value == held {
             continue;
         }
@@ -603,50 +621,136 @@ fn periods(timeline: &Timeline) -> Vec<Period> {
         .collect()
 }
 
+/// The target `image.tag` of `deploy/values.yaml`, a tag setter.
+fn tag_target() -> Target {
+    Target {
+        file: "deploy/values.yaml".into(),
+        path: TargetPath::parse("image.tag").unwrap(),
+        field: Field::Tag,
+        declared_at: crate::model::Located::new(
+            "policies/staging.yaml",
+            crate::model::Position::new(12, 9),
+        ),
+    }
+}
+
 #[test]
 fn chunks_read_on_threads_give_the_timeline_one_thread_gives() {
     let (_dir, repo, chain) = scrambled_history(300);
     let tip = *chain.last().unwrap();
-    for scan_dir in ["env", ""] {
-        let expected = periods_from_scratch(&repo, &chain, scan_dir);
-        assert!(expected.len() > 20, "{} periods", expected.len());
+    let with_target = [tag_target()];
+    for (scan_dir, targets) in [("env", &[][..]), ("", &[]), ("env", &with_target)] {
+        let case = format!("{scan_dir:?}, {} targets", targets.len());
+        let expected = periods_from_scratch(&repo, &chain, scan_dir, targets);
+        assert!(expected.len() > 20, "{case}: {} periods", expected.len());
         assert!(
             expected
                 .iter()
                 .any(|p| p.2.as_ref().is_some_and(|e| e.1.is_none()))
         );
-        let whole = Timeline::default()
-            .read_with(&repo, tip, &staging(), scan_dir, Some(1), usize::MAX)
-            .unwrap();
-        assert_eq!(periods(&whole), expected, "one chunk, {scan_dir:?}");
-        assert_eq!(whole.commits_read, 300);
-        // Chunks of 1, 7 and 64 commits, on one thread and on three.
-        for (workers, chunk) in [(1, 7), (3, 1), (3, 7), (2, 64)] {
-            let read = Timeline::default()
-                .read_with(&repo, tip, &staging(), scan_dir, Some(workers), chunk)
-                .unwrap();
-            let label = format!("{workers} workers, chunks of {chunk}, {scan_dir:?}");
-            assert_eq!(read.holdings, whole.holdings, "{label}");
-            assert_eq!(read.files, whole.files, "{label}");
-            assert_eq!(read.scan_tree, whole.scan_tree, "{label}");
-            assert_eq!((read.tip, read.commits_read), (Some(tip), 300), "{label}");
-            // A read on threads continues from where an earlier one ended.
-            let earlier = Timeline::default()
+        let read = |timeline: Timeline, tip: Oid, workers: usize, chunk: usize| {
+            timeline
                 .read_with(
                     &repo,
-                    chain[130],
+                    tip,
                     &staging(),
                     scan_dir,
+                    targets,
                     Some(workers),
                     chunk,
                 )
-                .unwrap();
-            let grown = earlier
-                .read_with(&repo, tip, &staging(), scan_dir, Some(workers), chunk)
-                .unwrap();
+                .unwrap()
+        };
+        let whole = read(Timeline::default(), tip, 1, usize::MAX);
+        assert_eq!(periods(&whole), expected, "one chunk, {case}");
+        assert_eq!(whole.commits_read, 300);
+        // Chunks of 1, 7 and 64 commits, on one thread and on three.
+        for (workers, chunk) in [(1, 7), (3, 1), (3, 7), (2, 64)] {
+            let threaded = read(Timeline::default(), tip, workers, chunk);
+            let label = format!("{workers} workers, chunks of {chunk}, {case}");
+            assert_eq!(threaded.holdings, whole.holdings, "{label}");
+            assert_eq!(threaded.files, whole.files, "{label}");
+            assert_eq!(threaded.watched, whole.watched, "{label}");
+            assert_eq!(
+                (threaded.tip, threaded.commits_read),
+                (Some(tip), 300),
+                "{label}"
+            );
+            // A read on threads continues from where an earlier one ended.
+            let earlier = read(Timeline::default(), chain[130], workers, chunk);
+            let grown = read(earlier, tip, workers, chunk);
             assert_eq!(grown.commits_read, 169, "{label}");
             assert_eq!(grown.holdings, whole.holdings, "{label}");
             assert_eq!(grown.files, whole.files, "{label}");
         }
     }
+}
+
+/// A source whose policy sets a field through `targets:` only, in a file
+/// outside the scanned folder: its values are candidates like markers'.
+#[test]
+fn a_source_policys_targets_are_its_setters_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init_bare(dir.path().join("r.git")).unwrap();
+    let mut files = BTreeMap::new();
+    let mut parent = None;
+    let mut chain = Vec::new();
+    for (hours, path, text) in [
+        (
+            0,
+            "deploy/values.yaml",
+            "image:\n  tag: 1.0.0 # the target\n",
+        ),
+        (
+            5,
+            "deploy/values.yaml",
+            "image:\n  tag: 1.1.0 # the target\n",
+        ),
+        (6, "staging/notes.yaml", "unrelated: true\n"),
+        (
+            9,
+            "deploy/values.yaml",
+            "image:\n  tag: 1.2.0 # the target\n",
+        ),
+    ] {
+        files.insert(path.to_owned(), text.to_owned());
+        let time = Time::new(T0 + hours * HOUR, 0);
+        let who = Signature::new("ada", "a@example.com", &time).unwrap();
+        let id = commit_on_main(&repo, parent, &who, write_tree(&repo, &files), path);
+        chain.push(id);
+        parent = Some(id);
+    }
+    let targets = [tag_target()];
+    let markers_only = Timeline::default()
+        .read(&repo, tip(&repo), &staging(), "staging", &[])
+        .unwrap();
+    assert!(markers_only.holdings.is_empty());
+    // Other targets than the timeline was read with: read again from the root.
+    let timeline = markers_only
+        .read(&repo, tip(&repo), &staging(), "staging", &targets)
+        .unwrap();
+    assert_eq!(timeline.commits_read, 4);
+    let held: Vec<_> = timeline
+        .holdings
+        .iter()
+        .map(|h| {
+            (
+                h.value.as_str(),
+                h.since,
+                h.ended.as_ref().map(|e| e.commit),
+            )
+        })
+        .collect();
+    assert_eq!(
+        held,
+        [
+            ("1.0.0", T0, Some(chain[1])),
+            ("1.1.0", T0 + 5 * HOUR, Some(chain[3])),
+            ("1.2.0", T0 + 9 * HOUR, None),
+        ]
+    );
+    let value = value_at(&repo, chain[2], &staging(), "staging", &targets).unwrap();
+    assert_eq!(value.as_deref(), Some("1.1.0"));
+    let decision = decide_at(&timeline, &promote(3), None, 10);
+    assert_eq!(decision.picked().map(|c| c.value.as_str()), Some("1.1.0"));
 }
