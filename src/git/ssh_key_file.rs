@@ -93,31 +93,22 @@ fn reread(bytes: &[u8], passphrase: Option<&[u8]>) -> Result<PrivateKey, Error> 
     let point = Vec::<u8>::decode(&mut section)?;
     let scalar = Zeroizing::new(Vec::<u8>::decode(&mut section)?);
     let comment = String::decode(&mut section)?;
+    // The key from the scalar at the curve's width; the curve crate
+    // derives the public point.
+    macro_rules! keypair {
+        ($curve:ident, $variant:ident, $width:literal) => {{
+            let secret = $curve::SecretKey::from_slice(&*padded::<$width>(&scalar)?)
+                .map_err(|_| Error::Crypto)?;
+            EcdsaKeypair::$variant {
+                public: secret.public_key().into(),
+                private: secret.into(),
+            }
+        }};
+    }
     let keypair = match algorithm.as_str() {
-        "ecdsa-sha2-nistp256" => {
-            let secret =
-                p256::SecretKey::from_slice(&*padded::<32>(&scalar)?).map_err(|_| Error::Crypto)?;
-            EcdsaKeypair::NistP256 {
-                public: secret.public_key().into(),
-                private: secret.into(),
-            }
-        }
-        "ecdsa-sha2-nistp384" => {
-            let secret =
-                p384::SecretKey::from_slice(&*padded::<48>(&scalar)?).map_err(|_| Error::Crypto)?;
-            EcdsaKeypair::NistP384 {
-                public: secret.public_key().into(),
-                private: secret.into(),
-            }
-        }
-        "ecdsa-sha2-nistp521" => {
-            let secret =
-                p521::SecretKey::from_slice(&*padded::<66>(&scalar)?).map_err(|_| Error::Crypto)?;
-            EcdsaKeypair::NistP521 {
-                public: secret.public_key().into(),
-                private: secret.into(),
-            }
-        }
+        "ecdsa-sha2-nistp256" => keypair!(p256, NistP256, 32),
+        "ecdsa-sha2-nistp384" => keypair!(p384, NistP384, 48),
+        "ecdsa-sha2-nistp521" => keypair!(p521, NistP521, 66),
         _ => return Err(Error::AlgorithmUnknown),
     };
     if keypair.public_key_bytes() != point.as_slice() {
