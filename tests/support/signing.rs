@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use p256::pkcs8::EncodePrivateKey;
+use p256::pkcs8::{EncodePrivateKey, LineEnding::LF};
 use tempfile::TempDir;
 
 use super::git::{git, set_mode};
@@ -231,30 +231,21 @@ impl SshSigningKey {
     /// scalar is a byte short in OpenSSH's file, which writes it as an
     /// mpint: its first byte is zero and its second below 0x80 (else the
     /// mpint's sign byte makes the width up again). One key in 512 that
-    /// ssh-keygen makes, one in four at P-521. The scalar is drawn here and written as PKCS #8 PEM; ssh-keygen
-    /// itself then rewrites the file in OpenSSH's format (`-p`).
+    /// ssh-keygen makes, one in four at P-521. The scalar is drawn here and
+    /// written as PKCS #8 PEM; ssh-keygen itself then rewrites the file in
+    /// OpenSSH's format (`-p`).
     pub fn ecdsa_with_short_scalar(bits: u16, passphrase: Option<&str>) -> SshSigningKey {
-        let mut scalar = vec![
-            0u8;
-            if bits == 521 {
-                66
-            } else {
-                usize::from(bits) / 8
-            }
-        ];
+        let mut scalar = vec![0u8; usize::from(bits).div_ceil(8)];
         let pkcs8 = loop {
             rand::fill(&mut scalar[1..]);
             scalar[1] &= 0x7f;
-            let pem =
-                match bits {
-                    256 => p256::SecretKey::from_slice(&scalar)
-                        .map(|k| k.to_pkcs8_pem(Default::default())),
-                    384 => p384::SecretKey::from_slice(&scalar)
-                        .map(|k| k.to_pkcs8_pem(Default::default())),
-                    521 => p521::SecretKey::from_slice(&scalar)
-                        .map(|k| k.to_pkcs8_pem(Default::default())),
-                    other => panic!("no ECDSA curve of {other} bits"),
-                };
+            let pem = match bits {
+                256 => p256::SecretKey::from_slice(&scalar).map(|k| k.to_pkcs8_pem(LF)),
+                384 => p384::SecretKey::from_slice(&scalar).map(|k| k.to_pkcs8_pem(LF)),
+                521 => p521::SecretKey::from_slice(&scalar).map(|k| k.to_pkcs8_pem(LF)),
+                other => panic!("no ECDSA curve of {other} bits"),
+            };
+            // A scalar of zero or past the curve's order is drawn again.
             if let Ok(pem) = pem {
                 break pem.expect("encode PKCS #8 PEM");
             }
