@@ -36,18 +36,28 @@ pub(super) enum KeyFileError {
 pub(super) fn read(bytes: &[u8], passphrase: Option<&Secret>) -> Result<PrivateKey, KeyFileError> {
     let key = match PrivateKey::from_openssh(bytes) {
         Ok(key) => key,
-        Err(first) => {
+        Err(first) if short_scalar(&first) => {
             return reread(bytes, None).map_err(|_| KeyFileError::NotOpenSsh(first.to_string()));
         }
+        Err(first) => return Err(KeyFileError::NotOpenSsh(first.to_string())),
     };
     if !key.is_encrypted() {
         return Ok(key);
     }
     let passphrase = passphrase.ok_or(KeyFileError::NeedsPassphrase)?;
     key.decrypt(passphrase.expose()).or_else(|first| {
-        reread(bytes, Some(passphrase.expose().as_bytes()))
-            .map_err(|_| KeyFileError::CannotDecrypt(first.to_string()))
+        let passphrase = passphrase.expose().as_bytes();
+        short_scalar(&first)
+            .then(|| reread(bytes, Some(passphrase)).ok())
+            .flatten()
+            .ok_or_else(|| KeyFileError::CannotDecrypt(first.to_string()))
     })
+}
+
+/// The error `ssh-key` gives for a scalar a byte short (a wrong
+/// passphrase, or a damaged file, gives others: no second reading then).
+fn short_scalar(error: &Error) -> bool {
+    matches!(error, Error::Encoding(ssh_encoding::Error::Length))
 }
 
 const MAGIC: &[u8] = b"openssh-key-v1\0";
@@ -72,13 +82,12 @@ fn reread(bytes: &[u8], passphrase: Option<&[u8]>) -> Result<PrivateKey, Error> 
     let public = PublicKey::from_bytes(&Vec::<u8>::decode(&mut outer)?)?;
     let mut private = Zeroizing::new(Vec::<u8>::decode(&mut outer)?);
     if cipher.is_some() {
-        let tag = match cipher.has_tag() {
-            true => {
-                let mut tag = [0u8; 16];
-                outer.read(&mut tag)?;
-                Some(tag)
-            }
-            false => None,
+        let mut tag = [0u8; 16];
+        let tag = if cipher.has_tag() {
+            outer.read(&mut tag)?;
+            Some(tag)
+        } else {
+            None
         };
         let (key, iv) = kdf.derive_key_and_iv(cipher, passphrase.ok_or(Error::Encrypted)?)?;
         cipher.decrypt(&key, &iv, &mut private, tag)?;
@@ -89,7 +98,10 @@ fn reread(bytes: &[u8], passphrase: Option<&[u8]>) -> Result<PrivateKey, Error> 
         return Err(Error::Crypto);
     }
     let algorithm = String::decode(&mut section)?;
-    let _curve = String::decode(&mut section)?;
+    let curve = String::decode(&mut section)?;
+    if algorithm.strip_prefix("ecdsa-sha2-") != Some(curve.as_str()) {
+        return Err(Error::FormatEncoding);
+    }
     let point = Vec::<u8>::decode(&mut section)?;
     let scalar = Zeroizing::new(Vec::<u8>::decode(&mut section)?);
     let comment = String::decode(&mut section)?;
@@ -165,6 +177,17 @@ mod tests {
                 "{curve}"
             );
             assert!(reread(protected.as_bytes(), None).is_err(), "{curve}");
+            // The AEAD ciphers, whose tag follows the private section.
+            for cipher in [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305] {
+                let sealed = key.encrypt_with_cipher(&mut OsRng, cipher, "pw").unwrap();
+                let sealed = sealed.to_openssh(LineEnding::LF).unwrap();
+                let read = reread(sealed.as_bytes(), Some(b"pw")).unwrap();
+                assert_eq!(read, key, "{curve} {cipher}");
+                assert!(
+                    reread(sealed.as_bytes(), Some(b"wrong")).is_err(),
+                    "{cipher}"
+                );
+            }
         }
         let ed25519 = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap();
         let text = ed25519.to_openssh(LineEnding::LF).unwrap();

@@ -198,7 +198,7 @@ impl<'a> Manifest<'a> {
 
     /// Parses without comments: enough for targets and patches, not for
     /// markers (a third faster).
-    fn parse_structure(file: &'a str, text: &'a str) -> Result<Self, ManifestError> {
+    pub fn parse_structure(file: &'a str, text: &'a str) -> Result<Self, ManifestError> {
         Ok(Self {
             file,
             text,

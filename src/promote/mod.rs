@@ -538,9 +538,10 @@ impl<'a> Scope<'a> {
         };
         let (_, bytes) = objects.read(blob)?;
         let setters = target_setters(&bytes, file, self.policy, self.targets);
-        Ok(match setters.is_empty() {
-            true => Change::Remove(key),
-            false => Change::Set(key, setters),
+        Ok(if setters.is_empty() {
+            Change::Remove(key)
+        } else {
+            Change::Set(key, setters)
         })
     }
 }
@@ -861,13 +862,19 @@ fn target_setters(
     policy: &PolicyId,
     targets: &[Target],
 ) -> Vec<(Field, String)> {
+    if bytes.len() > crate::inventory::MAX_MANIFEST_BYTES {
+        return Vec::new();
+    }
     let Ok(text) = std::str::from_utf8(bytes) else {
+        return Vec::new();
+    };
+    let Ok(manifest) = Manifest::parse_structure(file, text) else {
         return Vec::new();
     };
     targets
         .iter()
         .filter(|t| t.file == file)
-        .filter_map(|t| crate::manifests::resolve_target(file, text, policy, t).ok())
+        .filter_map(|t| manifest.resolve_target(policy, t).ok())
         .map(|s| (s.field, s.value))
         .collect()
 }
