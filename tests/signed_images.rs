@@ -650,28 +650,56 @@ fn values(host: &str, tag: &str, digest: &str) -> String {
     )
 }
 
+/// A registry holding `demo/app` 1.0.0 and 1.1.0, 1.1.0 signed by a team
+/// key (P-256) made for the test.
+struct TeamSigned {
+    registry: RegistryServer,
+    keys: tempfile::TempDir,
+    team: String,
+    team_pem: String,
+    app: Vec<support::registry::Pushed>,
+}
+
+impl TeamSigned {
+    fn new() -> TeamSigned {
+        let registry = RegistryServer::start(Auth::Anonymous);
+        let keys = tempfile::tempdir().unwrap();
+        let (team, team_pem) = key_pair(keys.path(), "team", false);
+        let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
+        let signed = TeamSigned {
+            registry,
+            keys,
+            team,
+            team_pem,
+            app,
+        };
+        signed.sign(&signed.app[1].digest);
+        signed
+    }
+
+    /// Pushes the team's cosign signature of `demo/app@digest`.
+    fn sign(&self, digest: &str) {
+        let reference = format!("{}/demo/app", self.registry.host());
+        push_signed(
+            &self.registry,
+            "demo/app",
+            &reference,
+            digest,
+            (self.keys.path(), &self.team),
+            false,
+        );
+    }
+}
+
 /// Regression: the digest written in its own field (Helm `image.digest`,
 /// kustomize `digest`) was not read back, so a tag moved and re-signed
 /// had its new digest written with no report.
 #[test]
 fn a_moved_tag_is_told_by_a_digest_in_its_own_field_and_not_followed() {
-    let registry = RegistryServer::start(Auth::Anonymous);
+    let signed = TeamSigned::new();
+    let (registry, team_pem, app) = (&signed.registry, &signed.team_pem, &signed.app);
     let host = registry.host();
-    let keys = tempfile::tempdir().unwrap();
-    let (team, team_pem) = key_pair(keys.path(), "team", false);
-    let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
-    let reference = format!("{host}/demo/app");
-    let sign_as_team = |digest: &str| {
-        push_signed(
-            &registry,
-            "demo/app",
-            &reference,
-            digest,
-            (keys.path(), &team),
-            false,
-        );
-    };
-    sign_as_team(&app[1].digest);
+    let sign_as_team = |digest: &str| signed.sign(digest);
     let remote = Remote::new(&[
         ("keys/team.pub", team_pem.as_str()),
         ("policies/apps.yaml", &policy(&host, "app", "Always")),
@@ -709,23 +737,10 @@ fn a_moved_tag_is_told_by_a_digest_in_its_own_field_and_not_followed() {
 /// a move away from it is reported.
 #[test]
 fn without_digest_reflection_a_move_is_told_by_the_verified_trailer() {
-    let registry = RegistryServer::start(Auth::Anonymous);
+    let signed = TeamSigned::new();
+    let (registry, team_pem, app) = (&signed.registry, &signed.team_pem, &signed.app);
     let host = registry.host();
-    let keys = tempfile::tempdir().unwrap();
-    let (team, team_pem) = key_pair(keys.path(), "team", false);
-    let app = registry.push_tags("demo/app", &["1.0.0", "1.1.0"]);
-    let reference = format!("{host}/demo/app");
-    let sign_as_team = |digest: &str| {
-        push_signed(
-            &registry,
-            "demo/app",
-            &reference,
-            digest,
-            (keys.path(), &team),
-            false,
-        );
-    };
-    sign_as_team(&app[1].digest);
+    let sign_as_team = |digest: &str| signed.sign(digest);
     let remote = Remote::new(&[
         ("keys/team.pub", team_pem.as_str()),
         ("policies/apps.yaml", &policy(&host, "app", "Never")),
